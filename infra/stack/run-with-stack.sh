@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run a command with the local stack up, and stop what this script started on
+# the way out, even when the command fails. Components that were already
+# running (a developer's `make up`) are left running.
+source "$(dirname "$0")/lib.sh"
+set +e
+
+started=()
+for c in kafka milvus jaeger; do
+  if ! is_running "$c"; then
+    bash "$REPO_ROOT/infra/stack/$c.sh" start || { rc=$?; for s in "${started[@]}"; do bash "$REPO_ROOT/infra/stack/$s.sh" stop; done; exit $rc; }
+    started+=("$c")
+  fi
+  if [[ $c == kafka ]]; then "$VENV/bin/semnexus" topics apply >/dev/null || exit 1; fi
+done
+
+cleanup() {
+  local i
+  for ((i=${#started[@]}-1; i>=0; i--)); do bash "$REPO_ROOT/infra/stack/${started[$i]}.sh" stop; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$@"

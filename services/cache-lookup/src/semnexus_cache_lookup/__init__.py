@@ -1,0 +1,1 @@
+"""cache-lookup: SemNexus."""

@@ -1,0 +1,1 @@
+"""SemNexus shared library: settings, contracts, serde, the stream runner, telemetry."""

@@ -1,0 +1,90 @@
+"""Settings shared by every SemNexus process.
+
+One frozen pydantic-settings object per process, built once in ``main()`` and
+passed down; nothing reads the environment anywhere else. Every variable has
+the ``SEMNEXUS_`` prefix and ``__`` nests, for example
+``SEMNEXUS_KAFKA__BOOTSTRAP=10.0.0.5:9092`` or ``SEMNEXUS_TELEMETRY__ENABLED=false``.
+
+A service extends :class:`ServiceSettings` with its own fields; the shared
+sections (Kafka, topics, telemetry, logging, limits) keep the same names in
+every service, so one ``.env`` can configure the whole pipeline.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Where the brokers are and how every producer and consumer behaves."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # Offsets are committed this often, always only up to fully produced events.
+    commit_interval_s: float = 1.0
+    session_timeout_s: float = 30.0
+    # A partition's events wait at most this long to fill a micro-batch.
+    batch_linger_s: float = 0.005
+    max_poll_interval_s: float = 300.0
+    request_timeout_s: float = 30.0
+
+    @property
+    def servers(self) -> list[str]:
+        """The bootstrap list as host:port strings."""
+        return [s.strip() for s in self.bootstrap.split(",") if s.strip()]
+
+
+class TopicSettings(_Section):
+    """Topic naming: a prefix isolates one pipeline (a test, a region) from another."""
+
+    prefix: str = ""
+    replication_factor: int = 1
+    providers: tuple[str, ...] = ("openai", "anthropic", "llama")
+
+
+class TelemetrySettings(_Section):
+    """OpenTelemetry export. Prompt and answer text stay out of spans unless enabled."""
+
+    enabled: bool = True
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    capture_content: bool = False
+    metrics_port: int | None = None
+
+
+class LogSettings(_Section):
+    """structlog JSON lines on stdout."""
+
+    level: str = "INFO"
+    json_lines: bool = True
+
+
+class LimitSettings(_Section):
+    """Bounds that keep bad input from costing memory or time."""
+
+    max_event_bytes: int = 1_048_576
+
+
+class ServiceSettings(BaseSettings):
+    """The sections every service has; services subclass and add their own."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEMNEXUS_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    service_name: str = "semnexus"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -1,0 +1,145 @@
+"""The Kafka bus: faust-streaming agents driving :class:`Pipeline` batches.
+
+faust owns the consumer group, partition assignment, fetching and the offset
+bookkeeping; this module adds what SemNexus needs on top:
+
+- an idempotent producer (``acks=all``, ``enable_idempotence``) for every
+  record a pipeline produces, through the ``semnexus://`` transport, which is
+  faust's aiokafka transport with that one setting changed;
+- events are acknowledged to faust only after :meth:`Pipeline.process`
+  returned, that is after every record they produced was acknowledged, and
+  faust commits only the contiguous prefix of acknowledged offsets, so a slow
+  event never lets a later one's offset be committed ahead of it;
+- a pipeline that crashes stops the process at once with its offsets
+  uncommitted (faust would otherwise ack the failed batch on its way out).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NoReturn
+
+import faust
+import structlog
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from semnexus_shared.config import ServiceSettings
+from semnexus_shared.stream._model import OutRecord, Record
+from semnexus_shared.stream._pipeline import Pipeline
+
+log = structlog.get_logger("semnexus.stream")
+
+EXIT_CRASHED = 70  # EX_SOFTWARE: the supervisor restarts the process
+
+
+class _IdempotentProducer(faust_aiokafka.Producer):  # type: ignore[misc]
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+    """faust's aiokafka transport with an idempotent producer (``semnexus://``)."""
+
+    Producer = _IdempotentProducer
+
+
+def crash_process(reason: str) -> NoReturn:
+    """Exit now, before faust can commit anything of the failed batch."""
+    log.critical("pipeline crashed; exiting with offsets uncommitted", reason=reason)
+    sys.stdout.flush()
+    os._exit(EXIT_CRASHED)
+
+
+class _FaustProducer:
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    async def send(self, record: OutRecord) -> Awaitable[Any]:
+        fut: Awaitable[Any] = await self._app.producer.send(
+            record.topic, record.key, record.value, None, None, record.headers
+        )
+        return fut
+
+
+def _record(event: Any) -> Record:
+    msg = event.message
+    headers = msg.headers or ()
+    if isinstance(headers, Mapping):
+        headers = list(headers.items())
+    return Record(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key,
+        value=msg.value,
+        headers=tuple((k, bytes(v or b"")) for k, v in headers),
+        timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
+    )
+
+
+class FaustBus:
+    """One faust app per service process; each attached pipeline is one agent."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        crash: Callable[[str], NoReturn] = crash_process,
+    ) -> None:
+        kafka = settings.kafka
+        self.settings = settings
+        self._crash = crash
+        self.app = faust.App(
+            settings.service_name,
+            broker=[f"semnexus://{server}" for server in kafka.servers],
+            broker_credentials=None,
+            key_serializer="raw",
+            value_serializer="raw",
+            web_enabled=False,
+            topic_disable_leader=True,
+            topic_allow_declare=False,
+            producer_acks=-1,
+            producer_linger_ms=1,
+            broker_commit_interval=kafka.commit_interval_s,
+            broker_session_timeout=kafka.session_timeout_s,
+            broker_max_poll_interval=kafka.max_poll_interval_s,
+            broker_request_timeout=kafka.request_timeout_s,
+            consumer_auto_offset_reset="earliest",
+            stream_ack_exceptions=False,
+            stream_ack_cancelled_tasks=False,
+            stream_wait_empty=True,
+            worker_redirect_stdouts=False,
+        )
+        self._producer = _FaustProducer(self.app)
+
+    def attach(self, pipeline: Pipeline) -> None:
+        """Run the pipeline as an agent over its source topics."""
+        topic = self.app.topic(*pipeline.sources, key_serializer="raw", value_serializer="raw")
+        producer, crash = self._producer, self._crash
+        linger = self.settings.kafka.batch_linger_s
+
+        async def batched(stream: Any) -> None:
+            async for events in stream.take_events(pipeline.max_batch, within=linger):
+                try:
+                    await pipeline.process([_record(e) for e in events], producer)
+                except BaseException as exc:  # noqa: BLE001  (any failure must stop the process)
+                    crash(f"{pipeline.name}: {type(exc).__name__}: {exc}")
+
+        async def one_by_one(stream: Any) -> None:
+            async for event in stream.events():
+                try:
+                    await pipeline.process([_record(event)], producer)
+                except BaseException as exc:  # noqa: BLE001  (any failure must stop the process)
+                    crash(f"{pipeline.name}: {type(exc).__name__}: {exc}")
+
+        body = batched if pipeline.max_batch > 1 else one_by_one
+        body.__name__ = body.__qualname__ = pipeline.name.replace("-", "_").replace(".", "_")
+        self.app.agent(topic, name=pipeline.name, concurrency=pipeline.concurrency)(body)
+
+    def run(self, loglevel: str = "warning") -> NoReturn:
+        """Start the faust worker in this process; returns only by exiting."""
+        worker = faust.Worker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        worker.execute_from_commandline()
+        raise SystemExit(0)  # pragma: no cover  (execute_from_commandline exits)

@@ -1,0 +1,172 @@
+"""The runner's loop body on the in-memory bus: routes, dead letters, commits, traces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from semnexus_shared.errors import TransientError
+from semnexus_shared.events import (
+    CacheInvalidated,
+    CompletionRequested,
+    DeadLettered,
+    InvalidationTarget,
+    Message,
+    Role,
+)
+from semnexus_shared.serde import Codec, SchemaRegistry
+from semnexus_shared.stream import Inbound, MemoryBus, Pipeline, Reject, Route, for_each
+from semnexus_shared.tracing import inject_headers
+
+_EXPORTER = InMemorySpanExporter()
+_PROVIDER = TracerProvider()
+_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+trace.set_tracer_provider(_PROVIDER)
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    """One codec over the repository's schemas."""
+    return Codec(SchemaRegistry.load())
+
+
+def request(n: int, tenant: str = "acme") -> CompletionRequested:
+    return CompletionRequested(
+        request_id=f"r{n}",
+        tenant_id=tenant,
+        messages=(Message(role=Role.USER, content=f"question {n}"),),
+        model_alias="chat",
+    )
+
+
+def invalidation(req: CompletionRequested) -> CacheInvalidated:
+    return CacheInvalidated(
+        request_id=req.request_id, tenant_id=req.tenant_id, target=InvalidationTarget.TENANT
+    )
+
+
+def make_pipeline(codec: Codec, handler: object, max_batch: int = 1) -> Pipeline:
+    return Pipeline(
+        name="test-stage",
+        sources=["in"],
+        handler=handler,  # type: ignore[arg-type]
+        routes={CacheInvalidated: Route("out", key=lambda e: e.request_id.encode())},
+        codec=codec,
+        deadletter_topic="dlq",
+        event_type=CompletionRequested,
+        max_batch=max_batch,
+    )
+
+
+async def echo(inbound: Inbound[CompletionRequested]) -> Sequence[object]:
+    return [invalidation(inbound.event)]
+
+
+async def test_routes_each_outcome_by_type_with_its_key(codec: Codec) -> None:
+    """Every event is handled once and its outcome lands on the routed topic with its key."""
+    bus = MemoryBus()
+    for n in range(20):
+        bus.append("in", codec.encode(request(n)), key=f"k{n}".encode())
+    handled = await bus.drain(make_pipeline(codec, for_each(echo), max_batch=8))
+    out = [codec.decode(r.value or b"", CacheInvalidated) for r in bus.records("out")]
+    assert handled == 20
+    assert sorted(e.request_id for e in out) == sorted(f"r{n}" for n in range(20))
+    assert all(r.key == codec.decode(r.value or b"").request_id.encode() for r in bus.records("out"))
+
+
+async def test_undecodable_bytes_are_dead_lettered_and_the_partition_moves_on(codec: Codec) -> None:
+    """Garbage between good events goes to the dead-letter topic; the good ones are handled."""
+    bus = MemoryBus(default_partitions=1)
+    bus.append("in", codec.encode(request(1)))
+    bus.append("in", b"\x00garbage", key=b"bad", headers=[("semnexus-request-id", b"r-bad")])
+    bus.append("in", codec.encode(request(2)))
+    await bus.drain(make_pipeline(codec, for_each(echo)))
+    letters = [codec.decode(r.value or b"", DeadLettered) for r in bus.records("dlq")]
+    assert [e.request_id for e in (codec.decode(r.value or b"") for r in bus.records("out"))] == [
+        "r1",
+        "r2",
+    ]
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter.payload == b"\x00garbage"
+    assert letter.key == b"bad"
+    assert letter.error_class == "NotSingleObjectEncoded"
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("in", 0, 1)
+    assert letter.request_id == "r-bad"
+
+
+async def test_reject_outcome_dead_letters_the_original_and_sends_the_rest(codec: Codec) -> None:
+    """A handler's Reject puts the original bytes in the dead-letter topic beside its replies."""
+
+    async def reject(inbound: Inbound[CompletionRequested]) -> Sequence[object]:
+        return [invalidation(inbound.event), Reject(reason="too many messages")]
+
+    bus = MemoryBus()
+    raw = codec.encode(request(7))
+    bus.append("in", raw)
+    await bus.drain(make_pipeline(codec, for_each(reject)))
+    (letter,) = [codec.decode(r.value or b"", DeadLettered) for r in bus.records("dlq")]
+    assert letter.payload == raw
+    assert letter.reason == "too many messages"
+    assert letter.request_id == "r7"
+    assert len(bus.records("out")) == 1
+
+
+async def test_a_crash_leaves_offsets_uncommitted_so_a_restart_replays(codec: Codec) -> None:
+    """An unexpected handler error propagates and the batch is handled again on restart."""
+    calls: list[str] = []
+
+    async def flaky(inbound: Inbound[CompletionRequested]) -> Sequence[object]:
+        calls.append(inbound.event.request_id)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return [invalidation(inbound.event)]
+
+    bus = MemoryBus(default_partitions=1)
+    bus.append("in", codec.encode(request(1)))
+    pipeline = make_pipeline(codec, for_each(flaky))
+    with pytest.raises(RuntimeError, match="boom"):
+        await bus.drain(pipeline)
+    assert bus.records("out") == []
+    await bus.drain(pipeline)
+    assert calls == ["r1", "r1"]
+    assert len(bus.records("out")) == 1
+
+
+async def test_transient_errors_are_retried_with_backoff(codec: Codec) -> None:
+    """A TransientError is retried by the runner and the event is then handled."""
+    failures = [TransientError("milvus busy"), TransientError("milvus busy")]
+
+    async def flaky(inbound: Inbound[CompletionRequested]) -> Sequence[object]:
+        if failures:
+            raise failures.pop()
+        return [invalidation(inbound.event)]
+
+    pipeline = make_pipeline(codec, for_each(flaky))
+    pipeline.retry = type(pipeline.retry)(attempts=3, first_delay_s=0.001)
+    bus = MemoryBus()
+    bus.append("in", codec.encode(request(1)))
+    await bus.drain(pipeline)
+    assert len(bus.records("out")) == 1
+
+
+async def test_trace_context_continues_across_the_hop(codec: Codec) -> None:
+    """The consumer span is a child of the producer's span, and outputs carry its context."""
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("app publish") as parent:
+        headers = inject_headers()
+    bus = MemoryBus()
+    bus.append("in", codec.encode(request(1)), headers=headers)
+    _EXPORTER.clear()
+    await bus.drain(make_pipeline(codec, for_each(echo)))
+    (span,) = [s for s in _EXPORTER.get_finished_spans() if s.name == "in process"]
+    assert span.parent is not None
+    assert span.parent.span_id == parent.get_span_context().span_id
+    assert span.context.trace_id == parent.get_span_context().trace_id
+    out_headers = dict(bus.records("out")[0].headers)
+    assert format(parent.get_span_context().trace_id, "032x") in out_headers["traceparent"].decode()
