@@ -13,8 +13,19 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from semnexus_shared.config import KafkaSettings
+
+# One SDK tracer provider for the whole test session (OpenTelemetry allows the
+# global provider to be set once); tests read finished spans from the exporter.
+_SPANS = InMemorySpanExporter()
+_TRACER_PROVIDER = TracerProvider()
+_TRACER_PROVIDER.add_span_processor(SimpleSpanProcessor(_SPANS))
+trace.set_tracer_provider(_TRACER_PROVIDER)
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +35,13 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("SEMNEXUS_"):
             monkeypatch.delenv(name)
     yield
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    """Spans finished during this test (the exporter is cleared first)."""
+    _SPANS.clear()
+    return _SPANS
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 import pytest
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 
 from semnexus_shared.config import KafkaSettings
 from semnexus_shared.events import CompletionRequested, DeadLettered, Message, Role
@@ -22,7 +21,6 @@ from .conftest import Topics, Worker, collect, wait_for
 pytestmark = pytest.mark.kafka
 
 CODEC = Codec(SchemaRegistry.load())
-trace.set_tracer_provider(TracerProvider())
 
 
 def request(n: int) -> CompletionRequested:
@@ -93,7 +91,11 @@ async def test_undecodable_messages_never_stop_a_partition(
             await producer.send(topics["in"], CODEC.encode(request(good)), key=f"g{good}".encode())
             good += 1
         else:
-            junk = [b"", b"\xc3\x01" + b"\x00" * 8 + b"x", rng.randbytes(rng.randint(1, 64))][bad % 3]
+            junk = [
+                b"",
+                b"\xc3\x01" + b"\x00" * 8 + b"x",
+                rng.randbytes(rng.randint(1, 64)),
+            ][bad % 3]
             await producer.send(topics["in"], junk, key=f"b{bad}".encode())
             bad += 1
     await producer.flush()

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from semnexus_shared.errors import TransientError
@@ -22,11 +20,6 @@ from semnexus_shared.events import (
 from semnexus_shared.serde import Codec, SchemaRegistry
 from semnexus_shared.stream import Inbound, MemoryBus, Pipeline, Reject, Route, for_each
 from semnexus_shared.tracing import inject_headers
-
-_EXPORTER = InMemorySpanExporter()
-_PROVIDER = TracerProvider()
-_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-trace.set_tracer_provider(_PROVIDER)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +69,8 @@ async def test_routes_each_outcome_by_type_with_its_key(codec: Codec) -> None:
     out = [codec.decode(r.value or b"", CacheInvalidated) for r in bus.records("out")]
     assert handled == 20
     assert sorted(e.request_id for e in out) == sorted(f"r{n}" for n in range(20))
-    assert all(r.key == codec.decode(r.value or b"").request_id.encode() for r in bus.records("out"))
+    for record in bus.records("out"):
+        assert record.key == codec.decode(record.value or b"").request_id.encode()
 
 
 async def test_undecodable_bytes_are_dead_lettered_and_the_partition_moves_on(codec: Codec) -> None:
@@ -155,18 +149,33 @@ async def test_transient_errors_are_retried_with_backoff(codec: Codec) -> None:
     assert len(bus.records("out")) == 1
 
 
-async def test_trace_context_continues_across_the_hop(codec: Codec) -> None:
+async def test_trace_context_continues_across_the_hop(
+    codec: Codec, spans: InMemorySpanExporter
+) -> None:
     """The consumer span is a child of the producer's span, and outputs carry its context."""
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("app publish") as parent:
         headers = inject_headers()
     bus = MemoryBus()
     bus.append("in", codec.encode(request(1)), headers=headers)
-    _EXPORTER.clear()
     await bus.drain(make_pipeline(codec, for_each(echo)))
-    (span,) = [s for s in _EXPORTER.get_finished_spans() if s.name == "in process"]
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "in process"]
     assert span.parent is not None
     assert span.parent.span_id == parent.get_span_context().span_id
     assert span.context.trace_id == parent.get_span_context().trace_id
     out_headers = dict(bus.records("out")[0].headers)
     assert format(parent.get_span_context().trace_id, "032x") in out_headers["traceparent"].decode()
+
+
+async def test_dead_letter_of_an_oversized_record_is_truncated_not_lost(codec: Codec) -> None:
+    """A record over the size limit is dead-lettered with a truncated payload and the reason."""
+    small = Codec(SchemaRegistry.load(), max_message_bytes=4096)
+    pipeline = make_pipeline(small, for_each(echo))
+    bus = MemoryBus()
+    bus.append("in", b"\xc3\x01" + b"x" * 10_000, key=b"big")
+    await bus.drain(pipeline)
+    (letter,) = [small.decode(r.value or b"", DeadLettered) for r in bus.records("dlq")]
+    assert letter.error_class == "EventTooLarge"
+    assert "payload truncated" in letter.reason
+    assert len(letter.payload) > 2048
+    assert letter.payload == (b"\xc3\x01" + b"x" * 10_000)[: len(letter.payload)]

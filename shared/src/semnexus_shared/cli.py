@@ -9,6 +9,8 @@ service that is not installed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from importlib.metadata import entry_points
 
 import typer
@@ -16,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from semnexus_shared.config import ServiceSettings
+from semnexus_shared.errors import SemNexusError
 from semnexus_shared.topics import apply_topics, declared_topics, describe_topics
 
 app = typer.Typer(help="SemNexus: an event-driven LLM gateway.", no_args_is_help=True)
@@ -50,6 +53,91 @@ def topics_list() -> None:
         table.add_row(name, str(actual.get(name, "missing")), str(spec.partitions), spec.key,
                       spec.cleanup_policy, days)
     console.print(table)
+
+
+@app.command()
+def ask(
+    prompt: str,
+    tenant: str = typer.Option("demo", help="tenant id"),
+    model: str = typer.Option("chat", help="model alias"),
+    system: str | None = typer.Option(None, help="system prompt"),
+    temperature: float = typer.Option(0.0, help="sampling temperature"),
+    timeout: float = typer.Option(30.0, help="seconds to wait for the answer"),
+    cache_mode: str = typer.Option("use", help="use | bypass | refresh | only_exact"),
+) -> None:
+    """Ask one question; print the answer, who answered, similarity and latency."""
+    from semnexus_shared.client import ClientError, SemNexusClient  # noqa: PLC0415
+    from semnexus_shared.events import CacheMode, CachePolicy  # noqa: PLC0415
+
+    settings = ServiceSettings()
+
+    async def run() -> None:
+        async with SemNexusClient(settings.kafka, tenant, topics=settings.topics) as client:
+            started = time.perf_counter()
+            response = await client.complete(
+                prompt, model_alias=model, system=system, temperature=temperature,
+                timeout_s=timeout, cache=CachePolicy(mode=CacheMode(cache_mode)),
+            )
+            elapsed_ms = (time.perf_counter() - started) * 1000
+        console.print(response.text)
+        src = response.source
+        where = (
+            f"cache (similarity {src.similarity:.3f}, entry age {src.cache_entry_age_ms} ms)"
+            if src and src.kind.value == "cache" and src.similarity is not None
+            else f"{src.provider}/{src.model}" if src else "?"
+        )
+        stages = ", ".join(f"{s.stage} {s.duration_ms} ms" for s in response.latency)
+        console.print(
+            f"[dim]source: {where} | attempts: {len(response.attempts)} | "
+            f"tokens: {response.usage.input_tokens} in / {response.usage.output_tokens} out | "
+            f"latency: {elapsed_ms:.0f} ms{' (' + stages + ')' if stages else ''}[/dim]"
+        )
+
+    try:
+        asyncio.run(run())
+    except ClientError as exc:
+        console.print(f"[red]{type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def tail(
+    topic: str = typer.Argument("responses", help="topic to follow (prefix applied)"),
+    from_beginning: bool = typer.Option(False, "--from-beginning"),
+    limit: int = typer.Option(0, help="stop after this many events (0: follow)"),
+) -> None:
+    """Follow a topic and print each event decoded, one JSON line each."""
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+
+    from semnexus_shared.serde import Codec, SchemaRegistry  # noqa: PLC0415
+
+    settings = ServiceSettings()
+    codec = Codec(SchemaRegistry.load())
+    full = settings.topics.prefix + topic
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(
+            full, bootstrap_servers=settings.kafka.servers, group_id=None,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        )
+        await consumer.start()
+        seen = 0
+        try:
+            async for record in consumer:
+                try:
+                    event = codec.decode(record.value)
+                    line = f'{{"type": "{type(event).__name__}", "event": {event.model_dump_json()}}}'
+                except SemNexusError as exc:
+                    line = f'{{"undecodable": "{type(exc).__name__}", "offset": {record.offset}}}'
+                print(line, flush=True)
+                seen += 1
+                if limit and seen >= limit:
+                    return
+        finally:
+            await consumer.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 def _load_plugins() -> None:

@@ -144,7 +144,7 @@ async def apply_topics(
     await admin.start()
     changes: list[TopicChange] = []
     try:
-        existing = {t for t in await admin.list_topics()}
+        existing = set(await admin.list_topics())
         wanted = {topics.prefix + s.name: s for s in specs}
         to_create = [n for n in wanted if n not in existing]
         if to_create:

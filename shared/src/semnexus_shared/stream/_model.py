@@ -87,7 +87,7 @@ class Producer(Protocol):
         ...
 
 
-class Handler(Protocol[E_co]):  # type: ignore[misc]
+class Handler(Protocol[E_co]):
     """The business step: a batch of inbound events → the outcomes of each.
 
     Returns one sequence of outcomes per inbound event, in order. Handlers do

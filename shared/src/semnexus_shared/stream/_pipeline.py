@@ -25,15 +25,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import structlog
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from semnexus_shared.events import DeadLettered
 from semnexus_shared.errors import InvalidEvent, PipelineCrashed, TransientError
+from semnexus_shared.events import DeadLettered
 from semnexus_shared.stream._model import (
     Emit,
     Inbound,
@@ -52,6 +52,9 @@ log = structlog.get_logger("semnexus.stream")
 REQUEST_ID_HEADER = "semnexus-request-id"
 TENANT_HEADER = "semnexus-tenant"
 REPLY_TOPIC_HEADER = "semnexus-reply-topic"
+
+# Room a dead letter needs beside the original payload (ids, topic, reason, headers).
+DEAD_LETTER_OVERHEAD = 16 * 1024
 
 
 class EventCodec(Protocol):
@@ -235,12 +238,7 @@ class Pipeline:
         for outcome in outcomes:
             if isinstance(outcome, Reject):
                 item.rejection = (outcome.error_class, outcome.reason)
-                event = item.inbound.event if item.inbound is not None else None
-                letter = self.dead_letter(item.record, outcome.error_class, outcome.reason, event)
-                out.append(
-                    OutRecord(self.deadletter_topic, item.record.topic.encode(),
-                              self.codec.encode(letter), headers)
-                )
+                out.append(self._dead_letter(item, outcome, headers))
                 continue
             if isinstance(outcome, Emit):
                 out.append(OutRecord(outcome.topic, outcome.key,
@@ -252,6 +250,19 @@ class Pipeline:
             out.append(OutRecord(route.topic_for(outcome), route.key(outcome),
                                  self.codec.encode(outcome), headers))
         return out
+
+    def _dead_letter(self, item: _Item, reject: Reject, headers: list[tuple[str, bytes]]) -> OutRecord:
+        """The dead letter for an item; an oversized original is cut to fit, and says so."""
+        record, reason = item.record, reject.reason
+        limit = self.codec.max_message_bytes
+        room = limit - min(DEAD_LETTER_OVERHEAD, limit // 4)
+        if record.value is not None and len(record.value) > room:
+            reason = f"{reason} (payload truncated from {len(record.value)} to {room} bytes)"
+            record = replace(record, value=record.value[:room])
+        event = item.inbound.event if item.inbound is not None else None
+        letter = self.dead_letter(record, reject.error_class, reason, event)
+        return OutRecord(self.deadletter_topic, record.topic.encode(), self.codec.encode(letter),
+                         headers)
 
     def _close(self, item: _Item, produced: list[str]) -> None:
         span = item.span

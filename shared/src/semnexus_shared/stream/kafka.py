@@ -34,12 +34,12 @@ log = structlog.get_logger("semnexus.stream")
 EXIT_CRASHED = 70  # EX_SOFTWARE: the supervisor restarts the process
 
 
-class _IdempotentProducer(faust_aiokafka.Producer):  # type: ignore[misc]
+class _IdempotentProducer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
-class Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+class Transport(faust_aiokafka.Transport):
     """faust's aiokafka transport with an idempotent producer (``semnexus://``)."""
 
     Producer = _IdempotentProducer
@@ -137,6 +137,15 @@ class FaustBus:
         body = batched if pipeline.max_batch > 1 else one_by_one
         body.__name__ = body.__qualname__ = pipeline.name.replace("-", "_").replace(".", "_")
         self.app.agent(topic, name=pipeline.name, concurrency=pipeline.concurrency)(body)
+
+    def on_start(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``hook()`` as a task of the worker once it has started."""
+
+        async def task() -> None:
+            await hook()
+
+        task.__name__ = task.__qualname__ = getattr(hook, "__name__", "hook")
+        self.app.task(task)
 
     def run(self, loglevel: str = "warning") -> NoReturn:
         """Start the faust worker in this process; returns only by exiting."""
