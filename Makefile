@@ -92,7 +92,7 @@ test-all:
 
 ## ---- the main job -------------------------------------------------------------
 demo: setup  ## the whole local stack, a burst of traffic, a report
-	@bash infra/stack/run-with-stack.sh $(VENV)/bin/python -m semnexus_shared.demo
+	@WITH_SERVICES=1 bash infra/stack/run-with-stack.sh $(VENV)/bin/semnexus demo $(DEMO_ARGS)
 
 bench: setup  ## benchmarks; figures go to BENCHMARKS.md
 	@bash infra/stack/run-with-stack.sh $(VENV)/bin/python -m tests.bench

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from opentelemetry import trace
@@ -29,12 +29,11 @@ trace.set_tracer_provider(_TRACER_PROVIDER)
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No SEMNEXUS_ variable from a developer's shell leaks into a test."""
     for name in list(os.environ):
         if name.startswith("SEMNEXUS_"):
             monkeypatch.delenv(name)
-    yield
 
 
 @pytest.fixture
@@ -44,22 +43,28 @@ def spans() -> InMemorySpanExporter:
     return _SPANS
 
 
-def _reachable(host: str, port: int) -> bool:
+def require(service: str, probe: Callable[[], object], how: str = "make up") -> None:
+    """Run probe; when it raises, fail under CI and skip elsewhere, naming why."""
     try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int, how: str) -> None:
-    """Skip (developer) or fail (CI) when a piece of the local stack is down."""
-    if _reachable(host, port):
+        probe()
+    except Exception as exc:
+        detail = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
+        reason = f"{service} is not reachable ({detail}); start the local stack with '{how}'"
+    else:
         return
-    message = f"{name} is not reachable on {host}:{port}; start it with `{how}`"
+    # outside the except block, so the report is this one line, not a chain
     if os.environ.get("CI"):
-        pytest.fail(f"CI: {message}", pytrace=False)
-    pytest.skip(message)
+        pytest.fail(f"CI is set and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_port(service: str, host: str, port: int) -> None:
+    """Skip (developer) or fail (CI) unless something accepts connections on host:port."""
+
+    def probe() -> None:
+        socket.create_connection((host, port), timeout=1.0).close()
+
+    require(f"{service} on {host}:{port}", probe)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +72,7 @@ def kafka_settings() -> KafkaSettings:
     """The local broker's settings; the test fails in CI when it is down."""
     settings = KafkaSettings(bootstrap=os.environ.get("SEMNEXUS_TEST_KAFKA", "127.0.0.1:9092"))
     host, port = settings.servers[0].rsplit(":", 1)
-    require_service("Kafka", host, int(port), "make up")
+    require_port("Kafka", host, int(port))
     return settings
 
 

@@ -5,8 +5,12 @@
 source "$(dirname "$0")/lib.sh"
 set +e
 
+# WITH_SERVICES=1 also starts the four services and the provider simulator.
+components=(kafka milvus jaeger)
+[[ "${WITH_SERVICES:-0}" == 1 ]] && components+=(services)
+
 started=()
-for c in kafka milvus jaeger; do
+for c in "${components[@]}"; do
   if ! is_running "$c"; then
     bash "$REPO_ROOT/infra/stack/$c.sh" start || { rc=$?; for s in "${started[@]}"; do bash "$REPO_ROOT/infra/stack/$s.sh" stop; done; exit $rc; }
     started+=("$c")

@@ -49,7 +49,9 @@ def topics(kafka_settings: KafkaSettings, unique_prefix: str) -> Topics:
 async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer, as an app (the client SDK) would use."""
     p = AIOKafkaProducer(
-        bootstrap_servers=kafka_settings.servers, acks="all", enable_idempotence=True,
+        bootstrap_servers=kafka_settings.servers,
+        acks="all",
+        enable_idempotence=True,
         linger_ms=5,
     )
     await p.start()
@@ -65,8 +67,11 @@ async def collect(
 ) -> list[ConsumerRecord]:
     """Read ``topic`` from the start until ``until(records)`` holds or the time is up."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka.servers, auto_offset_reset="earliest",
-        enable_auto_commit=False, group_id=None,
+        topic,
+        bootstrap_servers=kafka.servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
     )
     await consumer.start()
     records: list[ConsumerRecord] = []

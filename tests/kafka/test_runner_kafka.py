@@ -61,7 +61,9 @@ async def test_round_trip_keeps_keys_and_trace_context(
         )
     await producer.flush()
     out = await collect(kafka_settings, topics["out"], lambda rs: len(rs) >= 200)
-    assert Counter(request_ids(out)) == Counter(f"r{n}" for n in range(200)), worker.output()[-3000:]
+    assert Counter(request_ids(out)) == Counter(f"r{n}" for n in range(200)), worker.output()[
+        -3000:
+    ]
     for record in out:
         rid = CODEC.decode(record.value).request_id
         assert record.key == rid.encode()
@@ -78,8 +80,14 @@ async def test_undecodable_messages_never_stop_a_partition(
     """1,000 bad messages among 10,000 good: all good handled, all bad dead-lettered with why."""
     await topics.create(**{"in": 3, "out": 3, "deadletter": 1})
     worker = worker_factory(
-        "--source", topics["in"], "--dest", topics["out"], "--deadletter", topics["deadletter"],
-        "--batch", "200",
+        "--source",
+        topics["in"],
+        "--dest",
+        topics["out"],
+        "--deadletter",
+        topics["deadletter"],
+        "--batch",
+        "200",
     )
     worker.start()
     rng = random.Random(7)
@@ -123,8 +131,18 @@ async def test_sigkill_mid_stream_loses_nothing(
     await topics.create(**{"in": 3, "out": 3, "deadletter": 1})
     handled_log = tmp_path / "handled.txt"
     worker = worker_factory(
-        "--source", topics["in"], "--dest", topics["out"], "--deadletter", topics["deadletter"],
-        "--batch", "20", "--delay-ms", "1", "--handled-log", str(handled_log),
+        "--source",
+        topics["in"],
+        "--dest",
+        topics["out"],
+        "--deadletter",
+        topics["deadletter"],
+        "--batch",
+        "20",
+        "--delay-ms",
+        "1",
+        "--handled-log",
+        str(handled_log),
     )
     worker.start()
     for n in range(total):

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -50,8 +51,14 @@ def topics_list() -> None:
     table = Table("topic", "partitions", "declared", "key", "cleanup", "retention")
     for spec, name in zip(specs, names, strict=True):
         days = f"{spec.retention_ms / 86_400_000:g} d" if spec.cleanup_policy == "delete" else "-"
-        table.add_row(name, str(actual.get(name, "missing")), str(spec.partitions), spec.key,
-                      spec.cleanup_policy, days)
+        table.add_row(
+            name,
+            str(actual.get(name, "missing")),
+            str(spec.partitions),
+            spec.key,
+            spec.cleanup_policy,
+            days,
+        )
     console.print(table)
 
 
@@ -75,8 +82,12 @@ def ask(
         async with SemNexusClient(settings.kafka, tenant, topics=settings.topics) as client:
             started = time.perf_counter()
             response = await client.complete(
-                prompt, model_alias=model, system=system, temperature=temperature,
-                timeout_s=timeout, cache=CachePolicy(mode=CacheMode(cache_mode)),
+                prompt,
+                model_alias=model,
+                system=system,
+                temperature=temperature,
+                timeout_s=timeout,
+                cache=CachePolicy(mode=CacheMode(cache_mode)),
             )
             elapsed_ms = (time.perf_counter() - started) * 1000
         console.print(response.text)
@@ -84,7 +95,9 @@ def ask(
         where = (
             f"cache (similarity {src.similarity:.3f}, entry age {src.cache_entry_age_ms} ms)"
             if src and src.kind.value == "cache" and src.similarity is not None
-            else f"{src.provider}/{src.model}" if src else "?"
+            else f"{src.provider}/{src.model}"
+            if src
+            else "?"
         )
         stages = ", ".join(f"{s.stage} {s.duration_ms} ms" for s in response.latency)
         console.print(
@@ -117,7 +130,9 @@ def tail(
 
     async def run() -> None:
         consumer = AIOKafkaConsumer(
-            full, bootstrap_servers=settings.kafka.servers, group_id=None,
+            full,
+            bootstrap_servers=settings.kafka.servers,
+            group_id=None,
             auto_offset_reset="earliest" if from_beginning else "latest",
         )
         await consumer.start()
@@ -126,7 +141,9 @@ def tail(
             async for record in consumer:
                 try:
                     event = codec.decode(record.value)
-                    line = f'{{"type": "{type(event).__name__}", "event": {event.model_dump_json()}}}'
+                    line = (
+                        f'{{"type": "{type(event).__name__}", "event": {event.model_dump_json()}}}'
+                    )
                 except SemNexusError as exc:
                     line = f'{{"undecodable": "{type(exc).__name__}", "offset": {record.offset}}}'
                 print(line, flush=True)
@@ -138,6 +155,38 @@ def tail(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+@app.command()
+def demo(
+    duration: float = typer.Option(60.0, help="seconds of traffic"),
+    start_rps: float = typer.Option(3.0, help="requests/s at the start"),
+    peak_rps: float = typer.Option(30.0, help="requests/s at the end (tenfold by default)"),
+    data: Path = typer.Option(
+        Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "qqp_dev.jsonl",
+        help="QQP-style JSONL of labelled question pairs",
+    ),
+    simulator: str = typer.Option("http://127.0.0.1:8900", help="provider simulator URL"),
+    primary: str = typer.Option("openai", help="provider forced into 429 half-way"),
+    ledger: str = typer.Option("http://127.0.0.1:8700", help="cost-ledger API URL"),
+) -> None:
+    """Replay a tenfold traffic burst through the running pipeline and print a report."""
+    import httpx  # noqa: PLC0415
+
+    from semnexus_shared.demo import Plan, report, run_burst  # noqa: PLC0415
+
+    settings = ServiceSettings()
+    plan = Plan(duration_s=duration, start_rps=start_rps, peak_rps=peak_rps)
+    httpx.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
+    outcomes = asyncio.run(run_burst(settings, plan, data, simulator, primary, console))
+    calls = httpx.get(f"{simulator}/_sim/calls", timeout=5).json()
+    spend = None
+    with contextlib.suppress(httpx.HTTPError):
+        time.sleep(3)  # the ledger charges in batches; let the last one land
+        spend = httpx.get(f"{ledger}/api/summary", timeout=5).json()
+    errors = report(outcomes, calls, spend, console)
+    if errors:
+        raise typer.Exit(1)
 
 
 def _load_plugins() -> None:

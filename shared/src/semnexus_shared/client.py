@@ -88,9 +88,7 @@ def normalise_prompt(text: str) -> str:
 
 def request_key(request: CompletionRequested) -> bytes:
     """Kafka key of a request: identical prompts in one scope share a partition."""
-    last_user = next(
-        (m.content for m in reversed(request.messages) if m.role == Role.USER), ""
-    )
+    last_user = next((m.content for m in reversed(request.messages) if m.role == Role.USER), "")
     context = [
         request.tenant_id,
         request.model_alias,
@@ -140,7 +138,9 @@ class SemNexusClient:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: PLC0415
 
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._kafka.servers, acks="all", enable_idempotence=True,
+            bootstrap_servers=self._kafka.servers,
+            acks="all",
+            enable_idempotence=True,
             linger_ms=1,
         )
         await self._producer.start()
@@ -155,7 +155,9 @@ class SemNexusClient:
             await self._consumer.force_metadata_update()
             parts = self._consumer.partitions_for_topic(self.reply_topic) or set()
         if not parts:
-            raise ClientError(f"reply topic {self.reply_topic!r} does not exist (semnexus topics apply)")
+            raise ClientError(
+                f"reply topic {self.reply_topic!r} does not exist (semnexus topics apply)"
+            )
         tps = [TopicPartition(self.reply_topic, p) for p in sorted(parts)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_end(*tps)
@@ -245,12 +247,16 @@ class SemNexusClient:
                 ]
             )
             await self._producer.send_and_wait(
-                self._names.requests, self._codec.encode(request),
-                key=request_key(request), headers=headers,
+                self._names.requests,
+                self._codec.encode(request),
+                key=request_key(request),
+                headers=headers,
             )
         return request.request_id
 
-    async def send(self, request: CompletionRequested, timeout_s: float = 30.0) -> CompletionResponded:
+    async def send(
+        self, request: CompletionRequested, timeout_s: float = 30.0
+    ) -> CompletionResponded:
         """Publish a built request and await its response; errors raise."""
         fut: asyncio.Future[CompletionResponded] = asyncio.get_running_loop().create_future()
         self._pending[request.request_id] = fut

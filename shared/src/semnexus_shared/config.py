@@ -12,6 +12,8 @@ every service, so one ``.env`` can configure the whole pipeline.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -83,6 +85,8 @@ class ServiceSettings(BaseSettings):
     )
 
     service_name: str = "semnexus"
+    # Where the Avro schema files are; None finds the repository's schemas/.
+    schemas_dir: Path | None = None
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -52,7 +52,9 @@ class Wiring:
 
 def context_for(settings: ServiceSettings) -> ServiceContext:
     """Codec and topic names for these settings (schemas parsed once, here)."""
-    codec = Codec(SchemaRegistry.load(), max_message_bytes=settings.limits.max_event_bytes)
+    codec = Codec(
+        SchemaRegistry.load(settings.schemas_dir), max_message_bytes=settings.limits.max_event_bytes
+    )
     return ServiceContext(settings=settings, codec=codec, topics=TopicNames(settings.topics))
 
 

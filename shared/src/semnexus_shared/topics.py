@@ -49,27 +49,64 @@ class TopicSpec:
 def declared_topics(settings: TopicSettings) -> list[TopicSpec]:
     """The whole declaration; provider topics follow the configured provider names."""
     specs = [
-        TopicSpec("requests", 12, "request key: hash of cache scope + normalised prompt",
-                  7 * DAY_MS, description="CompletionRequested from apps"),
-        TopicSpec("cache.missed", 12, "request_id", 1 * DAY_MS,
-                  description="CacheMissed, with the query embedding"),
-        TopicSpec("responses", 12, "request_id", 1 * DAY_MS,
-                  description="CompletionResponded, the default reply topic"),
-        TopicSpec("cache.fill", 6, "cache scope", 1 * DAY_MS,
-                  description="CacheFilled: cacheable answers with their embedding"),
-        TopicSpec("cache.invalidate", 3, "cache scope", 0, "compact",
-                  description="CacheInvalidated"),
-        TopicSpec("usage", 6, "tenant_id", 400 * DAY_MS,
-                  description="UsageRecorded; the ledger can be rebuilt from it"),
-        TopicSpec("provider.health", 3, "provider", 0, "compact",
-                  description="ProviderHealthChanged"),
+        TopicSpec(
+            "requests",
+            12,
+            "request key: hash of cache scope + normalised prompt",
+            7 * DAY_MS,
+            description="CompletionRequested from apps",
+        ),
+        TopicSpec(
+            "cache.missed",
+            12,
+            "request_id",
+            1 * DAY_MS,
+            description="CacheMissed, with the query embedding",
+        ),
+        TopicSpec(
+            "responses",
+            12,
+            "request_id",
+            1 * DAY_MS,
+            description="CompletionResponded, the default reply topic",
+        ),
+        TopicSpec(
+            "cache.fill",
+            6,
+            "cache scope",
+            1 * DAY_MS,
+            description="CacheFilled: cacheable answers with their embedding",
+        ),
+        TopicSpec(
+            "cache.invalidate", 3, "cache scope", 0, "compact", description="CacheInvalidated"
+        ),
+        TopicSpec(
+            "usage",
+            6,
+            "tenant_id",
+            400 * DAY_MS,
+            description="UsageRecorded; the ledger can be rebuilt from it",
+        ),
+        TopicSpec(
+            "provider.health", 3, "provider", 0, "compact", description="ProviderHealthChanged"
+        ),
         TopicSpec("budget", 3, "tenant_id", 0, "compact", description="BudgetChanged"),
-        TopicSpec("deadletter", 3, "source topic", 30 * DAY_MS,
-                  description="DeadLettered: original bytes and why"),
+        TopicSpec(
+            "deadletter",
+            3,
+            "source topic",
+            30 * DAY_MS,
+            description="DeadLettered: original bytes and why",
+        ),
     ]
     specs += [
-        TopicSpec(f"provider.{p}", 12, "request_id", 1 * DAY_MS,
-                  description=f"ProviderCallRequested for {p}")
+        TopicSpec(
+            f"provider.{p}",
+            12,
+            "request_id",
+            1 * DAY_MS,
+            description=f"ProviderCallRequested for {p}",
+        )
         for p in settings.providers
     ]
     return specs
@@ -173,9 +210,7 @@ async def apply_topics(
                     grow[n] = NewPartitions(total_count=want)
                     changes.append(TopicChange(n, "grown", f"{have} -> {want} partitions"))
                 elif want < have:
-                    changes.append(
-                        TopicChange(n, "cannot-shrink", f"has {have}, declared {want}")
-                    )
+                    changes.append(TopicChange(n, "cannot-shrink", f"has {have}, declared {want}"))
             if grow:
                 await admin.create_partitions(grow)
             resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in present]
@@ -191,9 +226,7 @@ async def apply_topics(
                 }
                 if drift:
                     # Full desired set: the legacy AlterConfigs call replaces, not merges.
-                    alters.append(
-                        ConfigResource(ConfigResourceType.TOPIC, n, wanted[n].configs())
-                    )
+                    alters.append(ConfigResource(ConfigResourceType.TOPIC, n, wanted[n].configs()))
                     changes.append(TopicChange(n, "configured", ", ".join(sorted(drift))))
             if alters:
                 await admin.alter_configs(alters)

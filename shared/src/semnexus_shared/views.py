@@ -99,8 +99,12 @@ class CompactedView(Generic[V]):
                 try:
                     self.apply(self._codec.decode(record.value, self._type))
                 except InvalidEvent as exc:
-                    log.warning("view skipped an undecodable record", topic=self._topic,
-                                offset=record.offset, error_class=type(exc).__name__)
+                    log.warning(
+                        "view skipped an undecodable record",
+                        topic=self._topic,
+                        offset=record.offset,
+                        error_class=type(exc).__name__,
+                    )
 
     async def _follow(self) -> None:
         while True:

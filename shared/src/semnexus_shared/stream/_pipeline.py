@@ -60,6 +60,8 @@ DEAD_LETTER_OVERHEAD = 16 * 1024
 class EventCodec(Protocol):
     """Encodes outcome events and decodes inbound bytes (Avro single-object)."""
 
+    max_message_bytes: int
+
     def encode(self, event: Any) -> bytes:
         """Bytes for one event."""
         ...
@@ -216,9 +218,16 @@ class Pipeline:
                 return await self.handler(batch)
             except TransientError as exc:
                 if attempt == self.retry.attempts:
-                    raise PipelineCrashed(f"{self.name}: still failing after retries: {exc}") from exc
-                log.warning("transient failure, retrying", stage=self.name, attempt=attempt,
-                            error=type(exc).__name__, reason=str(exc))
+                    raise PipelineCrashed(
+                        f"{self.name}: still failing after retries: {exc}"
+                    ) from exc
+                log.warning(
+                    "transient failure, retrying",
+                    stage=self.name,
+                    attempt=attempt,
+                    error=type(exc).__name__,
+                    reason=str(exc),
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry.max_delay_s)
             except InvalidEvent as exc:
@@ -241,17 +250,26 @@ class Pipeline:
                 out.append(self._dead_letter(item, outcome, headers))
                 continue
             if isinstance(outcome, Emit):
-                out.append(OutRecord(outcome.topic, outcome.key,
-                                     self.codec.encode(outcome.event), headers))
+                out.append(
+                    OutRecord(outcome.topic, outcome.key, self.codec.encode(outcome.event), headers)
+                )
                 continue
             route = self.routes.get(type(outcome))
             if route is None:
                 raise PipelineCrashed(f"{self.name}: no route for outcome {type(outcome).__name__}")
-            out.append(OutRecord(route.topic_for(outcome), route.key(outcome),
-                                 self.codec.encode(outcome), headers))
+            out.append(
+                OutRecord(
+                    route.topic_for(outcome),
+                    route.key(outcome),
+                    self.codec.encode(outcome),
+                    headers,
+                )
+            )
         return out
 
-    def _dead_letter(self, item: _Item, reject: Reject, headers: list[tuple[str, bytes]]) -> OutRecord:
+    def _dead_letter(
+        self, item: _Item, reject: Reject, headers: list[tuple[str, bytes]]
+    ) -> OutRecord:
         """The dead letter for an item; an oversized original is cut to fit, and says so."""
         record, reason = item.record, reject.reason
         limit = self.codec.max_message_bytes
@@ -261,8 +279,9 @@ class Pipeline:
             record = replace(record, value=record.value[:room])
         event = item.inbound.event if item.inbound is not None else None
         letter = self.dead_letter(record, reject.error_class, reason, event)
-        return OutRecord(self.deadletter_topic, record.topic.encode(), self.codec.encode(letter),
-                         headers)
+        return OutRecord(
+            self.deadletter_topic, record.topic.encode(), self.codec.encode(letter), headers
+        )
 
     def _close(self, item: _Item, produced: list[str]) -> None:
         span = item.span
