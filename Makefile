@@ -16,6 +16,8 @@ VENV := .venv
 STAMP := .stack/stamps
 PYTEST_ARGS ?=
 
+FORCE:
+
 .PHONY: help setup up down status topics lint test test-fast demo bench clean-stack
 
 help:  ## list the targets
@@ -34,18 +36,18 @@ $(STAMP)/uv: | $(STAMP)
 	  $(PY) -m pip install --quiet --user "uv==$(UV_VERSION)"; fi
 	@touch $@
 
-$(STAMP)/venv: pyproject.toml uv.lock shared/pyproject.toml $(wildcard services/*/pyproject.toml) infra/simulator/pyproject.toml | $(STAMP)/uv
+$(STAMP)/venv: $(if $(wildcard $(VENV)/bin/python),,FORCE) pyproject.toml uv.lock shared/pyproject.toml $(wildcard services/*/pyproject.toml) infra/simulator/pyproject.toml | $(STAMP)/uv
 	@echo "setup: syncing the workspace environment (first run downloads torch, ~4 GB)"
 	@$(UV) sync --all-packages --frozen --python $(PY)
 	@touch $@
 
-$(STAMP)/kafka: infra/kafka/pom.xml | $(STAMP)
+$(STAMP)/kafka: $(if $(wildcard infra/kafka/lib/kafka_2.13-*.jar),,FORCE) infra/kafka/pom.xml | $(STAMP)
 	@echo "setup: fetching Apache Kafka jars from Maven Central"
 	@command -v mvn >/dev/null || { echo "error: Maven (mvn) is missing; install it (apt-get install maven)"; exit 1; }
 	@mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies
 	@touch $@
 
-$(STAMP)/jaeger: infra/jaeger/go.mod infra/jaeger/build.sh | $(STAMP)
+$(STAMP)/jaeger: $(if $(wildcard infra/jaeger/bin/jaeger),,FORCE) infra/jaeger/go.mod infra/jaeger/build.sh | $(STAMP)
 	@echo "setup: building Jaeger v2 from the Go module proxy (several minutes the first time)"
 	@bash infra/jaeger/build.sh
 	@touch $@

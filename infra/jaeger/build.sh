@@ -16,7 +16,7 @@ PKG=github.com/jaegertracing/jaeger
 export GOTOOLCHAIN=local
 
 cd "$HERE"
-stamp="$( { "$GO" version; cat go.mod go.sum "${BASH_SOURCE[0]}"; } | sha256sum | cut -d' ' -f1)"
+stamp="$( { "$GO" version; cat go.mod go.sum "$HERE/build.sh"; } | sha256sum | cut -d' ' -f1)"
 if [[ -x "$BIN" && -f "$STAMP" && "$(cat "$STAMP")" == "$stamp" ]]; then
   echo "jaeger: up to date ($BIN)"
   exit 0
