@@ -178,7 +178,11 @@ def demo(
     settings = ServiceSettings()
     plan = Plan(duration_s=duration, start_rps=start_rps, peak_rps=peak_rps)
     httpx.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
-    outcomes = asyncio.run(run_burst(settings, plan, data, simulator, primary, console))
+    outcomes = asyncio.run(
+        run_burst(
+            settings, plan=plan, data=data, simulator=simulator, primary=primary, console=console
+        )
+    )
     calls = httpx.get(f"{simulator}/_sim/calls", timeout=5).json()
     spend = None
     with contextlib.suppress(httpx.HTTPError):

@@ -58,7 +58,9 @@ class TelemetrySettings(_Section):
     enabled: bool = True
     otlp_endpoint: str = "http://127.0.0.1:4318"
     capture_content: bool = False
+    # Prometheus scrape endpoint (/metrics); None records metrics without serving them.
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 class LogSettings(_Section):

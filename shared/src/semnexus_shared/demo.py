@@ -119,6 +119,7 @@ async def _force_429(simulator: str, provider: str, plan: Plan, console: Console
 
 async def run_burst(
     settings: ServiceSettings,
+    *,
     plan: Plan,
     data: Path,
     simulator: str,
@@ -185,6 +186,10 @@ async def run_burst(
     return outcomes
 
 
+def _statuses(info: dict[str, Any]) -> str:
+    return ", ".join(f"{status}: {n}" for status, n in info.get("by_status", {}).items())
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -216,7 +221,7 @@ def report(
     table.add_row("errors seen by apps", f"[{'red' if errors else 'green'}]{len(errors)}")
     table.add_row("cache hit rate", f"{len(hits) / max(len(ok), 1):.1%} ({len(hits)} hits)")
     per_provider = ", ".join(
-        f"{name} {info.get('total', 0)} ({', '.join(f'{k}: {v}' for k, v in info.get('by_status', {}).items())})"
+        f"{name} {info.get('total', 0)} ({_statuses(info)})"
         for name, info in calls.get("providers", {}).items()
     )
     table.add_row("provider calls", f"{calls.get('total', 0)}: {per_provider}")

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from semnexus_shared.config import ServiceSettings
 from semnexus_shared.logs import configure_logging
+from semnexus_shared.metrics import configure_metrics
 from semnexus_shared.serde import Codec, SchemaRegistry
 from semnexus_shared.stream import Pipeline
 from semnexus_shared.topics import TopicNames
@@ -64,6 +65,7 @@ def run_service(settings: ServiceSettings, build: Callable[[ServiceContext], Wir
 
     configure_logging(settings.log, settings.service_name)
     configure_tracing(settings.telemetry, settings.service_name)
+    configure_metrics(settings.telemetry, settings.service_name)
     wiring = build(context_for(settings))
     bus = FaustBus(settings)
     for pipeline in wiring.pipelines:

@@ -34,6 +34,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from semnexus_shared.errors import InvalidEvent, PipelineCrashed, TransientError
 from semnexus_shared.events import DeadLettered
+from semnexus_shared.metrics import meter
 from semnexus_shared.stream._model import (
     Emit,
     Inbound,
@@ -153,6 +154,13 @@ class Pipeline:
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
         self._tracer = trace.get_tracer("semnexus.stream")
+        instruments = meter("semnexus.stream")
+        self._handled = instruments.create_counter(
+            "semnexus_events_handled", unit="1", description="events handled, by outcome"
+        )
+        self._latency = instruments.create_histogram(
+            "semnexus_event_latency", unit="s", description="decode to produced, per event"
+        )
 
     async def process(self, records: Sequence[Record], producer: Producer) -> None:
         """Handle a batch; return once all it produced is acknowledged."""
@@ -197,9 +205,10 @@ class Pipeline:
             },
         )
         item = _Item(record=record, span=span, started=time.perf_counter())
+        if record.value is None:
+            item.rejection = ("InvalidEvent", "record has no value (a tombstone) on a stream")
+            return item
         try:
-            if record.value is None:
-                raise InvalidEvent("record has no value (tombstone) on a non-compacted stream")
             event = self.codec.decode(record.value, self.event_type)
         except InvalidEvent as exc:
             item.rejection = (type(exc).__name__, str(exc))
@@ -291,6 +300,9 @@ class Pipeline:
             span.set_status(Status(StatusCode.ERROR, item.rejection[0]))
             span.set_attribute("semnexus.deadlettered", True)
         span.end()
+        outcome = "deadlettered" if item.rejection is not None else "handled"
+        self._handled.add(1, {"stage": self.name, "topic": item.record.topic, "outcome": outcome})
+        self._latency.record(latency_ms / 1000, {"stage": self.name})
         log.info(
             "event handled",
             stage=self.name,
@@ -301,7 +313,7 @@ class Pipeline:
             request_id=getattr(event, "request_id", None),
             tenant_id=getattr(event, "tenant_id", None),
             trace_id=trace_id_of(span),
-            outcome="deadlettered" if item.rejection is not None else "handled",
+            outcome=outcome,
             error_class=item.rejection[0] if item.rejection else None,
             reason=item.rejection[1] if item.rejection else None,
             produced=produced,

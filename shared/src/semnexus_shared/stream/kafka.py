@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 import faust
 import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from semnexus_shared.config import ServiceSettings
+from semnexus_shared.metrics import meter
 from semnexus_shared.stream._model import OutRecord, Record
 from semnexus_shared.stream._pipeline import Pipeline
 
@@ -113,6 +115,36 @@ class FaustBus:
             worker_redirect_stdouts=False,
         )
         self._producer = _FaustProducer(self.app)
+        meter("semnexus.stream").create_observable_gauge(
+            "semnexus_consumer_lag",
+            callbacks=[self._observe_lag],
+            unit="1",
+            description="highwater minus committed offset, per assigned partition",
+        )
+
+    def _observe_lag(self, _options: CallbackOptions) -> Iterable[Observation]:
+        consumer = getattr(self.app, "_consumer", None)
+        if consumer is None:
+            return []
+        observations = []
+        # faust keeps no public committed-offset accessor; this one is stable across 0.1x.
+        committed = getattr(consumer, "_committed_offset", {})
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            done = committed.get(tp) or 0
+            observations.append(
+                Observation(
+                    max(highwater - done, 0),
+                    {
+                        "stage": self.settings.service_name,
+                        "topic": tp.topic,
+                        "partition": str(tp.partition),
+                    },
+                )
+            )
+        return observations
 
     def attach(self, pipeline: Pipeline) -> None:
         """Run the pipeline as an agent over its source topics."""
