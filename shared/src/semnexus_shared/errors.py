@@ -32,7 +32,7 @@ class SemNexusError(Exception):
     """Root of every SemNexus exception."""
 
 
-class InvalidEvent(SemNexusError):  # noqa: N818 - names the fate of the input, not "an error"
+class InvalidEvent(SemNexusError):
     """The input itself is wrong: dead-letter it with the reason, never retry it."""
 
 
