@@ -152,7 +152,7 @@ class SemNexusClient:
         await self._consumer.start()
         parts = self._consumer.partitions_for_topic(self.reply_topic)
         if not parts:
-            await self._consumer.force_metadata_update()
+            await self._consumer.topics()  # refreshes cluster metadata
             parts = self._consumer.partitions_for_topic(self.reply_topic) or set()
         if not parts:
             raise ClientError(

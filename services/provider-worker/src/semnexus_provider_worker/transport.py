@@ -32,6 +32,8 @@ from datetime import datetime
 from typing import Protocol
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from semnexus_provider_worker.calls import (
     Answer,
@@ -43,6 +45,7 @@ from semnexus_provider_worker.calls import (
 from semnexus_provider_worker.config import Provider
 from semnexus_provider_worker.ratelimits import read_limits
 from semnexus_shared.events import AttemptOutcome
+from semnexus_shared.metrics import meter
 
 __all__ = ["HttpProvider", "ServerEvent", "StreamParser", "Wire", "classify_status"]
 
@@ -135,6 +138,19 @@ class _Stalled(Exception):
     """No stream event within the stall timeout."""
 
 
+# GenAI semantic conventions name self-hosted OpenAI-compatible servers by what
+# they are not: the generic value.
+_GENAI_SYSTEM = {"openai": "openai", "anthropic": "anthropic", "openai_compatible": "_OTHER"}
+_TRACER = trace.get_tracer("semnexus.provider")
+_METER = meter("semnexus.provider")
+_CALLS = _METER.create_counter(
+    "semnexus_provider_calls", unit="1", description="provider calls by outcome"
+)
+_LATENCY = _METER.create_histogram(
+    "semnexus_provider_latency", unit="s", description="provider call latency"
+)
+
+
 class HttpProvider:
     """One provider behind one pooled HTTP client."""
 
@@ -173,10 +189,52 @@ class HttpProvider:
             pool=min(t.pool_s, left_s),
         )
 
-    async def complete(  # noqa: PLR0911 - one return per failure class
+    async def complete(self, call: ProviderCall) -> ProviderResult:
+        """Call the provider once inside a GenAI client span; failures come back classified.
+
+        The span carries the OpenTelemetry GenAI attributes (system, operation,
+        request and response model, token usage) and never the prompt, the
+        answer or the key.
+        """
+        settings = self.provider.settings
+        system = _GENAI_SYSTEM.get(settings.kind.value, settings.kind.value)
+        with _TRACER.start_as_current_span(
+            f"chat {call.model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": system,
+                "gen_ai.request.model": call.model,
+                "semnexus.provider": self.provider.name,
+                "server.address": self.client.base_url.host,
+            },
+        ) as span:
+            result = await self._complete(call)
+            attrs = {"provider": self.provider.name, "model": call.model}
+            if isinstance(result, Completed):
+                usage = result.answer.usage
+                span.set_attributes(
+                    {
+                        "gen_ai.response.model": result.answer.model,
+                        "gen_ai.usage.input_tokens": usage.input_tokens,
+                        "gen_ai.usage.output_tokens": usage.output_tokens,
+                        "gen_ai.response.finish_reasons": [result.answer.finish_reason.value],
+                        "http.response.status_code": result.status_code,
+                    }
+                )
+                _CALLS.add(1, {**attrs, "outcome": "ok"})
+            else:
+                span.set_status(Status(StatusCode.ERROR, result.outcome.value))
+                span.set_attribute("error.type", result.outcome.value)
+                if result.status_code is not None:
+                    span.set_attribute("http.response.status_code", result.status_code)
+                _CALLS.add(1, {**attrs, "outcome": result.outcome.value})
+            _LATENCY.record(result.latency_ms / 1000, attrs)
+            return result
+
+    async def _complete(  # noqa: PLR0911 - one return per failure class
         self, call: ProviderCall
     ) -> ProviderResult:
-        """Call the provider once; failures come back classified."""
         started = time.perf_counter()
 
         def elapsed() -> int:

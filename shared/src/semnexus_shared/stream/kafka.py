@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 import faust
@@ -113,6 +115,8 @@ class FaustBus:
             stream_ack_cancelled_tasks=False,
             stream_wait_empty=True,
             worker_redirect_stdouts=False,
+            # faust keeps table state here; nothing of ours, so never the working dir
+            datadir=str(Path(tempfile.gettempdir()) / "semnexus-faust" / settings.service_name),
         )
         self._producer = _FaustProducer(self.app)
         meter("semnexus.stream").create_observable_gauge(
