@@ -16,7 +16,8 @@ What happens to each kind of failure (the tree lives in
   partition moves on.
 - ``TransientError`` from the handler → the batch is retried with bounded
   exponential back-off; when the retries run out it is treated as below.
-- Anything else → :class:`PipelineCrashed` propagates; the bus stops the
+- Anything else (and :class:`PipelineCrashed`, raised when retries run out
+  or a handler breaks its contract) propagates unchanged; the bus stops the
   process with the offsets uncommitted, and the supervisor restarts it.
 """
 
