@@ -27,7 +27,7 @@ $(STAMP):
 	@mkdir -p $(STAMP)
 
 ## ---- setup: idempotent; a second run takes seconds ------------------------
-setup: $(STAMP)/uv $(STAMP)/venv $(STAMP)/kafka $(STAMP)/jaeger $(STAMP)/model  ## install everything a fresh machine lacks
+setup: $(STAMP)/uv $(STAMP)/venv $(STAMP)/kafka $(STAMP)/jaeger $(STAMP)/model $(STAMP)/chromium  ## install everything a fresh machine lacks
 	@echo "setup: done"
 
 $(STAMP)/uv: | $(STAMP)
@@ -55,6 +55,15 @@ $(STAMP)/jaeger: $(if $(wildcard infra/jaeger/bin/jaeger),,FORCE) infra/jaeger/g
 $(STAMP)/model: $(STAMP)/venv
 	@echo "setup: checking the embedding model loads offline"
 	@$(VENV)/bin/python -m semnexus_cache_lookup.embedder --check
+	@touch $@
+
+# Debian's chromium renders the ledger's page in a test.
+$(STAMP)/chromium: | $(STAMP)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "setup: installing Debian's chromium (headless page test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "setup: chromium missing and not root: the page test will skip (fail under CI)"; fi; fi
 	@touch $@
 
 ## ---- the local stack -------------------------------------------------------
