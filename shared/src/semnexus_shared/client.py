@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -48,6 +46,7 @@ from semnexus_shared.events import (
     Sampling,
     utc_now,
 )
+from semnexus_shared.scope import request_key
 from semnexus_shared.serde import Codec, SchemaRegistry
 from semnexus_shared.stream._pipeline import (
     REPLY_TOPIC_HEADER,
@@ -79,26 +78,6 @@ class RequestFailed(ClientError):
         self.response = response
         self.status = response.status
         self.retry_after_ms = response.retry_after_ms
-
-
-def normalise_prompt(text: str) -> str:
-    """Case-folded, NFKC, single-spaced text: what 'identical prompt' means."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def request_key(request: CompletionRequested) -> bytes:
-    """Kafka key of a request: identical prompts in one scope share a partition."""
-    last_user = next((m.content for m in reversed(request.messages) if m.role == Role.USER), "")
-    context = [
-        request.tenant_id,
-        request.model_alias,
-        *(f"{m.role.value}:{m.content}" for m in request.messages[:-1]),
-        request.tools or "",
-        request.response_format or "",
-        repr(request.sampling.temperature),
-        normalise_prompt(last_user),
-    ]
-    return hashlib.sha256("\x1f".join(context).encode()).hexdigest()[:32].encode()
 
 
 class SemNexusClient:

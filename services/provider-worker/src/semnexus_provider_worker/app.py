@@ -18,7 +18,7 @@ import httpx
 from semnexus_provider_worker.anthropic import AnthropicWire
 from semnexus_provider_worker.calls import ProviderClient
 from semnexus_provider_worker.config import Provider, ProviderKind, WorkerSettings
-from semnexus_provider_worker.handlers import Dispatcher, scope_key
+from semnexus_provider_worker.handlers import Dispatcher
 from semnexus_provider_worker.health import Clock, HealthTracker
 from semnexus_provider_worker.openai import OpenAIWire
 from semnexus_provider_worker.transport import HttpProvider, Wire
@@ -29,6 +29,7 @@ from semnexus_shared.events import (
     UsageRecorded,
 )
 from semnexus_shared.replies import ReplyPolicy
+from semnexus_shared.scope import scope_key
 from semnexus_shared.service import ServiceContext, Wiring
 from semnexus_shared.stream import Pipeline, Route, for_each
 from semnexus_shared.topics import TopicNames

@@ -31,7 +31,6 @@ cancelled handler leaves no state half-changed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
@@ -44,12 +43,10 @@ from semnexus_shared.events import (
     AttemptOutcome,
     CacheFilled,
     CacheMode,
-    CacheScope,
     CompletionResponded,
     FinishReason,
     ProviderCallRequested,
     ResponseStatus,
-    Role,
     SourceKind,
     StageLatency,
     Usage,
@@ -58,29 +55,14 @@ from semnexus_shared.events import (
     derive_event_id,
 )
 from semnexus_shared.replies import ReplyPolicy
+from semnexus_shared.scope import prompt_of
 from semnexus_shared.stream import Inbound, Reject
 
-__all__ = ["Dispatcher", "scope_key"]
+__all__ = ["Dispatcher"]
 
 _NO_USAGE = Usage(input_tokens=0, output_tokens=0)
 _LOAD = frozenset({AttemptOutcome.RATE_LIMITED, AttemptOutcome.OVERLOADED})
 _INVALID = frozenset({400, 413, 422})
-
-
-def scope_key(scope: CacheScope) -> bytes:
-    """The ``cache.fill`` key: tenant plus a digest of the rest of the scope."""
-    digest = hashlib.sha256(
-        "\x1f".join(
-            (
-                scope.model_alias,
-                scope.system_hash,
-                scope.history_hash,
-                scope.tools_format_hash,
-                scope.sampling_bucket,
-            )
-        ).encode()
-    ).hexdigest()[:32]
-    return f"{scope.tenant_id}/{digest}".encode()
 
 
 def _split(entry: str) -> tuple[str, str]:
@@ -248,13 +230,12 @@ class Dispatcher:
             or request.cache.mode is CacheMode.BYPASS
         ):
             return None
-        users = [m.content for m in request.messages if m.role is Role.USER]
         return CacheFilled(
             event_id=derive_event_id(call.event_id, "cache-fill"),
             request_id=call.request_id,
             tenant_id=call.tenant_id,
             scope=call.scope,
-            prompt=users[-1] if users else "",
+            prompt=prompt_of(request),
             embedding=call.embedding,
             answer=answer.text,
             finish_reason=answer.finish_reason,

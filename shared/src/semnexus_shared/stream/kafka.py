@@ -93,6 +93,8 @@ class FaustBus:
         crash: Callable[[str], NoReturn] = crash_process,
     ) -> None:
         kafka = settings.kafka
+        datadir = Path(tempfile.gettempdir()) / "semnexus-faust" / settings.service_name
+        datadir.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self._crash = crash
         self.app = faust.App(
@@ -116,7 +118,7 @@ class FaustBus:
             stream_wait_empty=True,
             worker_redirect_stdouts=False,
             # faust keeps table state here; nothing of ours, so never the working dir
-            datadir=str(Path(tempfile.gettempdir()) / "semnexus-faust" / settings.service_name),
+            datadir=str(datadir),
         )
         self._producer = _FaustProducer(self.app)
         meter("semnexus.stream").create_observable_gauge(

@@ -1,0 +1,74 @@
+"""``semnexus-cache-lookup`` / ``python -m semnexus_cache_lookup``: run the service.
+
+Builds the settings once, opens the vector store (creating the collection if
+needed), loads the embedding model and the hit decision, then hands over to
+:func:`~semnexus_shared.service.run_service`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from semnexus_cache_lookup.app import wiring
+from semnexus_cache_lookup.config import CacheSettings, Settings
+from semnexus_cache_lookup.embedder import SentenceTransformerEmbedder
+from semnexus_cache_lookup.errors import CacheLookupMisconfigured
+from semnexus_cache_lookup.policy import Decisions, ThresholdDecisions
+from semnexus_cache_lookup.vectorstore import MilvusVectorStore, is_server_uri
+from semnexus_shared.service import run_service
+
+
+def open_store(cache: CacheSettings) -> MilvusVectorStore:
+    """The Milvus (or Milvus Lite) store of these settings, collection ensured."""
+    if not is_server_uri(cache.vector_uri):
+        Path(cache.vector_uri).parent.mkdir(parents=True, exist_ok=True)
+    store = MilvusVectorStore(
+        cache.vector_uri,
+        cache.collection,
+        cache.dimensions,
+        token=cache.vector_token,
+        consistency=cache.consistency,
+        partition_key=cache.partition_key,
+    )
+    asyncio.run(store.ensure())
+    return store
+
+
+def load_decisions(cache: CacheSettings) -> Decisions:
+    """The configured hit decision: one cosine floor, or the learned verifier."""
+    if cache.decision == "threshold":
+        return ThresholdDecisions(cache.min_similarity)
+    if cache.decision == "verifier":
+        # Imported here: only this choice needs the verifier's weights and YAML.
+        from semnexus_cache_lookup.decision import (  # noqa: PLC0415
+            OperatingPoints,
+            TenantDecisions,
+        )
+        from semnexus_cache_lookup.verifier import DEFAULT_MODEL, Verifier  # noqa: PLC0415
+
+        if cache.operating_points is None:
+            raise CacheLookupMisconfigured("decision=verifier needs cache.operating_points")
+        return TenantDecisions(
+            Verifier.load(cache.verifier_model or DEFAULT_MODEL),
+            OperatingPoints.load(cache.operating_points),
+        )
+    raise CacheLookupMisconfigured(f"unknown decision {cache.decision!r}")
+
+
+def main() -> None:
+    """Entry point of the service process."""
+    settings = Settings()
+    embedder = SentenceTransformerEmbedder(threads=settings.cache.embed_threads)
+    if embedder.dimensions != settings.cache.dimensions:
+        raise CacheLookupMisconfigured(
+            f"embedder has {embedder.dimensions} dimensions, settings say "
+            f"{settings.cache.dimensions}"
+        )
+    decisions = load_decisions(settings.cache)
+    store = open_store(settings.cache)
+    run_service(settings, wiring(settings, store, embedder, decisions))
+
+
+if __name__ == "__main__":
+    main()

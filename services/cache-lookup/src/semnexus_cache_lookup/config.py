@@ -1,0 +1,92 @@
+"""Settings of the cache-lookup service: one frozen object, built once in ``main()``.
+
+Everything the lookup and writer pipelines decide with is here, under the
+``SEMNEXUS_CACHE__`` and ``SEMNEXUS_REQUESTS__`` prefixes (for example
+``SEMNEXUS_CACHE__VECTOR_URI=http://127.0.0.1:19530``).
+
+Why the defaults:
+
+- ``temperature_ceiling = 0.3``: at 0 to 0.3 an answer is close to deterministic,
+  so a cached one is what the app would have got; apps that ask for 0.7 to 1.0 ask
+  for variety, and serving them a stored answer would silently remove it.
+- ``default_temperature = 1.0``: an omitted temperature means the provider's
+  default, which is 1.0 for OpenAI (and Anthropic), so such requests bypass the
+  cache unless the ceiling is raised.
+- ``coalescing_window_s = 2.0``: a parked twin holds its batch (and its offset)
+  this long at most; past it the twin is looked up once more and then sent as
+  its own miss.
+- ``consistency = "auto"``: Session on a Milvus server, Strong on Milvus Lite
+  (which has no Session). The lookup and the writer share one client, so
+  this process always reads its own writes (fills, invalidations) without
+  paying Strong's wait for every replica (about 200 ms a call on Milvus
+  2.3.5 standalone); an invalidation handled by another instance is seen
+  within Milvus's bounded staleness. Set "Strong" to trade latency for that.
+- ``decision = "verifier"`` with ``infra/cache-tenants.yaml``: the learned hit
+  decision (see BENCHMARKS.md) at each tenant's calibrated operating point;
+  "threshold" is the plain cosine floor, kept for comparison.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from semnexus_shared.config import ServiceSettings
+from semnexus_shared.events import FinishReason
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CacheSettings(_Section):
+    """The vector store, the lookup and the writer."""
+
+    vector_uri: str = ".stack/data/cache-lookup/milvus-lite.db"
+    vector_token: str | None = None
+    collection: str = "semnexus_cache"
+    dimensions: int = 384
+    consistency: str = "auto"
+    # tenant_id as Milvus partition key: a tenant's search touches only its partitions.
+    partition_key: bool = True
+    top_k: int = Field(default=5, ge=1, le=100)
+    # A cosine floor for the default decision; a request's min_similarity only raises it.
+    min_similarity: float = Field(default=0.9, ge=0.0, le=1.0)
+    temperature_ceiling: float = Field(default=0.3, ge=0.0, le=2.0)
+    default_temperature: float = 1.0
+    default_ttl_s: int = Field(default=86_400, ge=1)
+    max_ttl_s: int = Field(default=30 * 86_400, ge=1)
+    store_finish_reasons: tuple[FinishReason, ...] = (FinishReason.STOP,)
+    batch_size: int = Field(default=64, ge=1)
+    writer_batch_size: int = Field(default=64, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    coalescing_window_s: float = Field(default=2.0, ge=0.0)
+    coalescing_max_waiters: int = Field(default=64, ge=0)
+    purge_interval_s: float = Field(default=300.0, gt=0.0)
+    # "threshold" (one cosine floor) or "verifier" (the learned decision, issue 6).
+    decision: str = "verifier"
+    verifier_model: str | None = None
+    operating_points: Path | None = Path("infra/cache-tenants.yaml")
+    embed_threads: int | None = None
+
+
+class RequestRules(_Section):
+    """What a valid request looks like; anything else is dead-lettered with an answer."""
+
+    max_messages: int = 256
+    max_message_chars: int = 32_000
+    max_total_chars: int = 200_000
+    # The aliases infra/providers.yaml defines (a test keeps the two in step).
+    model_aliases: tuple[str, ...] = ("chat", "chat-economy", "smart")
+    # Extra reply topics an app may name besides the default responses topic.
+    reply_topics: tuple[str, ...] = ()
+    tenant_pattern: str = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+
+
+class Settings(ServiceSettings):
+    """cache-lookup's settings: the shared sections plus ``cache`` and ``requests``."""
+
+    service_name: str = "cache-lookup"
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    requests: RequestRules = Field(default_factory=RequestRules)

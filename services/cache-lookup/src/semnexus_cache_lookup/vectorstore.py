@@ -1,0 +1,376 @@
+"""The cache's vector store: a small protocol, and its Milvus adapter.
+
+:class:`VectorStore` is what handlers use; :class:`MilvusVectorStore`
+implements it with pymilvus ``MilvusClient``, and the same code serves Milvus
+Lite (a file path as URI: unit tests, a laptop) and a Milvus server or cluster
+(``http://host:19530``).
+
+Contract:
+
+- :meth:`ensure` creates the collection idempotently: primary key ``id`` (the
+  exact key), every scope field, ``scope_hash``, prompt, answer, usage,
+  provider/model, ``created_at``/``expires_at`` (epoch ms) and the vector;
+  ``tenant_id`` is the partition key (a tenant's search touches only its
+  partitions). Index: COSINE on normalised vectors, HNSW on a server,
+  AUTOINDEX on Milvus Lite. Consistency is the configured level (Strong by
+  default, so an invalidation is seen by the next lookup).
+- :meth:`search` takes all the query vectors of one scope and runs ONE search
+  filtered by exact equality on the tenant and the scope hash and
+  ``expires_at > now``; callers still check every candidate's scope in Python.
+- Every call is blocking in pymilvus, so each runs in a worker thread
+  (``asyncio.to_thread``) and the event loop stays responsive. A failed call
+  raises :class:`~semnexus_cache_lookup.errors.VectorStoreUnavailable`
+  (retryable).
+- Writes are delete-then-insert by id (see :meth:`upsert` for why not upsert).
+- Deletes take a ``before`` time and drop only entries stored at or before
+  it, so replaying an old invalidation (the topic is compacted, a new consumer
+  group reads it all) never drops answers stored after it.
+- Text fields are VARCHAR (at most 65,535 bytes): prompts are cut to fit;
+  an answer that does not fit is not stored (:data:`MAX_TEXT_BYTES`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from semnexus_cache_lookup.entry import CacheEntry
+from semnexus_cache_lookup.errors import VectorStoreUnavailable
+from semnexus_shared.events import CacheScope, FinishReason, Usage
+from semnexus_shared.scope import scope_hash
+
+__all__ = ["MAX_TEXT_BYTES", "MilvusVectorStore", "ScoredEntry", "VectorStore"]
+
+Vectors = npt.NDArray[np.float32]
+ScoredEntry = tuple[CacheEntry, float]
+T = TypeVar("T")
+
+MAX_TEXT_BYTES = 65_535
+_SCOPE_FIELDS = (
+    "tenant_id",
+    "model_alias",
+    "system_hash",
+    "history_hash",
+    "tools_format_hash",
+    "sampling_bucket",
+)
+_OUTPUT_FIELDS = [
+    *_SCOPE_FIELDS,
+    "scope_hash",
+    "prompt",
+    "answer",
+    "finish_reason",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "provider",
+    "model",
+    "request_id",
+    "created_at",
+    "expires_at",
+    "vector",
+]
+
+
+class VectorStore(Protocol):
+    """Where cache entries live: exact lookups, scoped searches, writes, deletes."""
+
+    async def ensure(self) -> None:
+        """Create the collection and its index if missing."""
+        ...
+
+    async def get(self, ids: Sequence[str]) -> dict[str, CacheEntry]:
+        """The entries with these ids that exist (expired ones included)."""
+        ...
+
+    async def search(
+        self, scope: CacheScope, vectors: Vectors, top_k: int, now: datetime
+    ) -> list[list[ScoredEntry]]:
+        """For each vector, up to ``top_k`` live entries of ``scope``, most similar first."""
+        ...
+
+    async def upsert(self, entries: Sequence[CacheEntry]) -> None:
+        """Write entries (each with its vector), replacing any with the same id."""
+        ...
+
+    async def delete_tenant(self, tenant_id: str, before: datetime) -> None:
+        """Drop every entry of a tenant stored before ``before``."""
+        ...
+
+    async def delete_scope(self, scope: CacheScope, before: datetime) -> None:
+        """Drop every entry of one scope stored before ``before``."""
+        ...
+
+    async def delete_entry(self, tenant_id: str, entry_id: str, before: datetime) -> None:
+        """Drop one entry stored before ``before``, only if it belongs to ``tenant_id``."""
+        ...
+
+    async def purge_expired(self, now: datetime) -> None:
+        """Drop every entry whose TTL has passed."""
+        ...
+
+    async def count_by_tenant(self) -> dict[str, int]:
+        """Number of stored entries per tenant (expired but not yet purged included)."""
+        ...
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def literal(text: str) -> str:
+    """A Milvus expression string literal (backslashes and quotes escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fit(text: str) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= MAX_TEXT_BYTES:
+        return text
+    return data[:MAX_TEXT_BYTES].decode("utf-8", "ignore")
+
+
+def _row(entry: CacheEntry) -> dict[str, Any]:
+    if entry.vector is None:
+        raise ValueError(f"entry {entry.id} has no vector")
+    return {
+        "id": entry.id,
+        **entry.scope.model_dump(mode="json"),
+        "scope_hash": scope_hash(entry.scope),
+        "prompt": _fit(entry.prompt),
+        "answer": entry.answer,
+        "finish_reason": entry.finish_reason.value,
+        "input_tokens": entry.usage.input_tokens,
+        "output_tokens": entry.usage.output_tokens,
+        "cached_input_tokens": entry.usage.cached_input_tokens,
+        "provider": entry.provider,
+        "model": entry.model,
+        "request_id": entry.request_id,
+        "created_at": _ms(entry.created_at),
+        "expires_at": _ms(entry.expires_at),
+        "vector": [float(x) for x in entry.vector],
+    }
+
+
+def _entry(row: Mapping[str, Any]) -> CacheEntry:
+    vector = row.get("vector")
+    return CacheEntry(
+        id=str(row["id"]),
+        scope=CacheScope(**{f: str(row[f]) for f in _SCOPE_FIELDS}),
+        prompt=str(row["prompt"]),
+        answer=str(row["answer"]),
+        finish_reason=FinishReason(row["finish_reason"]),
+        usage=Usage(
+            input_tokens=int(row["input_tokens"]),
+            output_tokens=int(row["output_tokens"]),
+            cached_input_tokens=int(row["cached_input_tokens"]),
+        ),
+        provider=str(row["provider"]),
+        model=str(row["model"]),
+        request_id=str(row["request_id"]),
+        created_at=_at(int(row["created_at"])),
+        expires_at=_at(int(row["expires_at"])),
+        vector=None if vector is None else np.asarray(vector, dtype=np.float32),
+    )
+
+
+def is_server_uri(uri: str) -> bool:
+    """Whether the URI names a Milvus server (else a Milvus Lite file)."""
+    return uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+
+
+class MilvusVectorStore:
+    """:class:`VectorStore` on pymilvus ``MilvusClient`` (Milvus Lite or a server)."""
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        dimensions: int,
+        *,
+        token: str | None = None,
+        consistency: str = "auto",
+        partition_key: bool = True,
+    ) -> None:
+        from pymilvus import MilvusClient  # noqa: PLC0415  (adapter import, at construction)
+
+        self.uri = uri
+        self.collection = collection
+        self.dimensions = dimensions
+        self.partition_key = partition_key
+        self.server = is_server_uri(uri)
+        # "auto": Session on a server (this process reads its own writes without
+        # waiting for every replica); Strong on Milvus Lite, which has one
+        # replica and does not implement Session's timestamp allocation.
+        if consistency == "auto":
+            consistency = "Session" if self.server else "Strong"
+        self.consistency = consistency
+        kwargs: dict[str, Any] = {"uri": uri}
+        if token:
+            kwargs["token"] = token
+        self._client: Any = MilvusClient(**kwargs)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        from pymilvus.exceptions import MilvusException  # noqa: PLC0415  (adapter import)
+
+        try:
+            return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+        except MilvusException as exc:
+            raise VectorStoreUnavailable(f"milvus {fn.__name__}: {exc}") from exc
+
+    async def ensure(self) -> None:
+        """Create the collection (partition key, index) if it does not exist."""
+        await self._call(self._ensure)
+
+    def _ensure(self) -> None:
+        from pymilvus import DataType, MilvusClient  # noqa: PLC0415  (adapter import)
+
+        client = self._client
+        if client.has_collection(self.collection):
+            client.load_collection(self.collection)
+            return
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field(
+            "tenant_id", DataType.VARCHAR, max_length=128, is_partition_key=self.partition_key
+        )
+        for name in _SCOPE_FIELDS[1:]:
+            schema.add_field(name, DataType.VARCHAR, max_length=256)
+        schema.add_field("scope_hash", DataType.VARCHAR, max_length=64)
+        schema.add_field("prompt", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+        schema.add_field("answer", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+        schema.add_field("finish_reason", DataType.VARCHAR, max_length=32)
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens"):
+            schema.add_field(name, DataType.INT64)
+        schema.add_field("provider", DataType.VARCHAR, max_length=128)
+        schema.add_field("model", DataType.VARCHAR, max_length=256)
+        schema.add_field("request_id", DataType.VARCHAR, max_length=256)
+        schema.add_field("created_at", DataType.INT64)
+        schema.add_field("expires_at", DataType.INT64)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimensions)
+        index = client.prepare_index_params()
+        if self.server:
+            index.add_index(
+                field_name="vector",
+                index_type="HNSW",
+                metric_type="COSINE",
+                params={"M": 16, "efConstruction": 200},
+            )
+        else:
+            index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
+        client.create_collection(
+            self.collection,
+            schema=schema,
+            index_params=index,
+            consistency_level=self.consistency,
+        )
+        client.load_collection(self.collection)
+
+    async def get(self, ids: Sequence[str]) -> dict[str, CacheEntry]:
+        """Primary-key lookup of many ids in one call."""
+        if not ids:
+            return {}
+        rows = await self._call(
+            self._client.get,
+            self.collection,
+            ids=list(dict.fromkeys(ids)),
+            output_fields=_OUTPUT_FIELDS,
+        )
+        return {str(r["id"]): _entry(r) for r in rows}
+
+    async def search(
+        self, scope: CacheScope, vectors: Vectors, top_k: int, now: datetime
+    ) -> list[list[ScoredEntry]]:
+        """One filtered ANN search for all of one scope's query vectors."""
+        if len(vectors) == 0:
+            return []
+        expression = (
+            f"tenant_id == {literal(scope.tenant_id)}"
+            f" and scope_hash == {literal(scope_hash(scope))}"
+            f" and expires_at > {_ms(now)}"
+        )
+        params: dict[str, Any] = {"metric_type": "COSINE"}
+        if self.server:
+            params["params"] = {"ef": max(64, top_k)}
+        results = await self._call(
+            self._client.search,
+            self.collection,
+            data=[[float(x) for x in v] for v in vectors],
+            filter=expression,
+            limit=top_k,
+            output_fields=_OUTPUT_FIELDS,
+            search_params=params,
+        )
+        return [
+            [(_entry({"id": hit["id"], **hit["entity"]}), float(hit["distance"])) for hit in hits]
+            for hits in results
+        ]
+
+    async def upsert(self, entries: Sequence[CacheEntry]) -> None:
+        """Insert or replace the entries in one call."""
+        if not entries:
+            return
+        # delete + insert, not upsert: Milvus 2.3.5's upsert misroutes rows of a
+        # partition-key collection (a tenant filter then never finds them). Between
+        # the two calls a lookup can only miss, never get a wrong answer.
+        rows = [_row(e) for e in entries]
+        ids = ", ".join(literal(r["id"]) for r in rows)
+        await self._call(self._client.delete, self.collection, filter=f"id in [{ids}]")
+        await self._call(self._client.insert, self.collection, rows)
+
+    async def _delete(self, expression: str) -> None:
+        await self._call(self._client.delete, self.collection, filter=expression)
+
+    async def delete_tenant(self, tenant_id: str, before: datetime) -> None:
+        """Delete by exact tenant equality."""
+        await self._delete(f"tenant_id == {literal(tenant_id)} and created_at <= {_ms(before)}")
+
+    async def delete_scope(self, scope: CacheScope, before: datetime) -> None:
+        """Delete by tenant and scope hash."""
+        await self._delete(
+            f"tenant_id == {literal(scope.tenant_id)}"
+            f" and scope_hash == {literal(scope_hash(scope))} and created_at <= {_ms(before)}"
+        )
+
+    async def delete_entry(self, tenant_id: str, entry_id: str, before: datetime) -> None:
+        """Delete one id, guarded by its tenant."""
+        await self._delete(
+            f"id == {literal(entry_id)} and tenant_id == {literal(tenant_id)}"
+            f" and created_at <= {_ms(before)}"
+        )
+
+    async def purge_expired(self, now: datetime) -> None:
+        """Delete everything past its TTL."""
+        await self._delete(f"expires_at <= {_ms(now)}")
+
+    async def count_by_tenant(self) -> dict[str, int]:
+        """Walk the tenant column once with a query iterator."""
+        return await self._call(self._count_by_tenant)
+
+    def _count_by_tenant(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        iterator = self._client.query_iterator(
+            self.collection, batch_size=1000, filter="expires_at >= 0", output_fields=["tenant_id"]
+        )
+        try:
+            while rows := iterator.next():
+                for row in rows:
+                    tenant = str(row["tenant_id"])
+                    counts[tenant] = counts.get(tenant, 0) + 1
+        finally:
+            iterator.close()
+        return counts
+
+    async def close(self) -> None:
+        """Close the client (Milvus Lite flushes its file)."""
+        await self._call(self._client.close)

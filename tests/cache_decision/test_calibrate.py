@@ -1,0 +1,63 @@
+"""Choosing a threshold for a target precision, and splitting data by question cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from semnexus_cache_lookup.evaluation import LabelledPair, calibrate, measure, split_by_cluster
+
+
+def _synthetic(n: int = 4000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.4).astype(np.int8)
+    scores = np.clip(rng.normal(0.35 + 0.35 * labels, 0.15), 0.0, 1.0)
+    return scores, labels
+
+
+def test_calibrate_reaches_the_target_with_the_most_recall() -> None:
+    """The chosen threshold reaches the precision; any lower threshold does not."""
+    scores, labels = _synthetic()
+    got = calibrate(scores, labels, 0.9)
+    assert got.precision >= 0.9
+    lower = np.sort(np.unique(scores[scores < got.threshold]))[-50:]
+    assert all(measure(scores, labels, float(t)).precision < 0.9 for t in lower)
+
+
+def test_wilson_bound_is_more_conservative() -> None:
+    """Calibrating on the lower confidence bound gives a higher threshold, less recall."""
+    scores, labels = _synthetic()
+    point = calibrate(scores, labels, 0.9)
+    bounded = calibrate(scores, labels, 0.9, confidence_z=1.645)
+    assert bounded.threshold >= point.threshold
+    assert bounded.precision >= 0.9
+    assert bounded.recall <= point.recall
+
+
+def test_unreachable_target_serves_nothing() -> None:
+    """When no threshold reaches the precision, the point serves no pair at all."""
+    scores, labels = _synthetic()
+    got = calibrate(scores, labels, 1.01)
+    assert got.hits == 0
+
+
+def test_split_by_cluster_keeps_each_question_in_one_part() -> None:
+    """No question appears in two parts, and the split does not depend on file order."""
+    rng = np.random.default_rng(3)
+    questions = [f"question {i}?" for i in range(600)]
+    pairs = [
+        LabelledPair(questions[a], questions[b], int(rng.random() < 0.5))
+        for a, b in rng.integers(0, 600, size=(400, 2))
+    ]
+    split = split_by_cluster(pairs, (0.6, 0.2))
+    seen = [
+        {t for p in part for t in (p.text_a, p.text_b)}
+        for part in (split.train, split.val, split.test)
+    ]
+    assert not (seen[0] & seen[1])
+    assert not (seen[0] & seen[2])
+    assert not (seen[1] & seen[2])
+    assert len(split.train) + len(split.val) + len(split.test) == len(pairs)
+    assert split.val
+    assert split.test
+    again = split_by_cluster(list(reversed(pairs)), (0.6, 0.2))
+    assert set(again.test) == set(split.test)

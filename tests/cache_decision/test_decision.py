@@ -1,0 +1,97 @@
+"""The verified hit decision and the per-tenant operating points."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from semnexus_cache_lookup.decision import (
+    Candidate,
+    OperatingPoint,
+    OperatingPoints,
+    TenantDecisions,
+    ThresholdDecision,
+    VerifiedDecision,
+)
+
+_V = np.full(4, 0.5, dtype=np.float32)
+
+
+class _Table:
+    """A scorer that returns a fixed probability per candidate text."""
+
+    def __init__(self, table: dict[str, float]) -> None:
+        self.table = table
+        self.calls = 0
+
+    def score(
+        self,
+        query: str,
+        query_vector: npt.NDArray[np.float32],
+        texts: Sequence[str],
+        vectors: npt.NDArray[np.float32],
+    ) -> npt.NDArray[np.float64]:
+        self.calls += 1
+        return np.array([self.table[t] for t in texts], dtype=np.float64)
+
+
+def _c(text: str, similarity: float) -> Candidate:
+    return Candidate(entry_id=text, text=text, vector=_V, similarity=similarity)
+
+
+def test_verifies_the_nearest_candidate_only() -> None:
+    """The verifier gates the store's top-1; a farther candidate it likes is not served."""
+    decision = VerifiedDecision(_Table({"near": 0.3, "far": 0.99}), threshold=0.8)
+    assert decision.decide("q", _V, [_c("far", 0.93), _c("near", 0.97)]) == (None, 0.3)
+    table = _Table({"near": 0.9, "far": 0.99})
+    chosen, score = VerifiedDecision(table, threshold=0.8).decide(
+        "q", _V, [_c("far", 0.93), _c("near", 0.97)]
+    )
+    assert chosen is not None
+    assert (chosen.text, score) == ("near", 0.9)
+
+
+def test_misses_below_threshold() -> None:
+    """A best probability under the threshold is a miss, reported with its score."""
+    decision = VerifiedDecision(_Table({"near": 0.7}), threshold=0.8)
+    assert decision.decide("q", _V, [_c("near", 0.99)]) == (None, 0.7)
+
+
+def test_identical_text_is_served_without_the_model() -> None:
+    """Same text up to case and spacing is a hit with probability 1."""
+    scorer = _Table({})
+    decision = VerifiedDecision(scorer, threshold=0.99)
+    chosen, score = decision.decide("What is  AI?", _V, [_c("what is ai?", 0.99)])
+    assert chosen is not None
+    assert score == 1.0
+    assert scorer.calls == 0
+
+
+def test_request_similarity_floor_drops_candidates() -> None:
+    """Candidates under the request's min_similarity are never served."""
+    decision = VerifiedDecision(_Table({"far": 0.99}), threshold=0.5, min_similarity=0.8)
+    assert decision.decide("q", _V, [_c("far", 0.6)]) == (None, 0.0)
+
+
+def test_threshold_decision_is_top1_cosine() -> None:
+    """The cosine baseline serves the nearest candidate at or above its threshold."""
+    assert ThresholdDecision(0.9).decide("q", _V, [_c("a", 0.91)])[0] is not None
+    assert ThresholdDecision(0.9).decide("q", _V, [_c("a", 0.89)])[0] is None
+
+
+def test_operating_points_round_trip_and_fall_back(tmp_path: Path) -> None:
+    """The tenants file round-trips; an unknown tenant gets the default point."""
+    points = OperatingPoints(
+        default=OperatingPoint(threshold=0.8, target_precision=0.9),
+        tenants={"bank": OperatingPoint(threshold=0.95, target_precision=0.99)},
+    )
+    path = tmp_path / "cache-tenants.yaml"
+    points.dump(path)
+    loaded = OperatingPoints.load(path)
+    assert loaded == points
+    decisions = TenantDecisions(_Table({"x": 0.9}), loaded)
+    assert decisions.for_tenant("bank").decide("q", _V, [_c("x", 0.9)])[0] is None
+    assert decisions.for_tenant("shop").decide("q", _V, [_c("x", 0.9)])[0] is not None
