@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from semnexus_cache_lookup.config import CacheSettings, RequestRules
 from semnexus_cache_lookup.policy import ThresholdDecisions, plan_for
 from semnexus_cache_lookup.validation import problems
@@ -103,12 +107,6 @@ def test_invalid_requests_name_what_is_wrong() -> None:
 
 def test_known_model_aliases_match_the_provider_configuration() -> None:
     """The aliases cache-lookup accepts are exactly those infra/providers.yaml routes."""
-    from pathlib import Path
-
-    import yaml
-
-    from semnexus_cache_lookup.config import RequestRules
-
     providers = yaml.safe_load(
         (Path(__file__).resolve().parents[2] / "infra" / "providers.yaml").read_text()
     )
