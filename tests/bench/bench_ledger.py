@@ -19,7 +19,7 @@ Each distinct event is published ``--copies`` times, so dedupe is exercised.
 
 from __future__ import annotations
 
-# ruff: noqa: ASYNC110, ASYNC220 - a benchmark driver polls and spawns; nothing else runs
+# ruff: noqa: ASYNC110 - a benchmark driver polls and spawns; nothing else runs
 import argparse
 import asyncio
 import json

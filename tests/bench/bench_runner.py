@@ -50,7 +50,7 @@ async def run(total: int, batch: int, kafka: KafkaSettings) -> dict[str, float]:
         "SEMNEXUS_TELEMETRY__ENABLED": "false",
         "SEMNEXUS_LOG__LEVEL": "WARNING",
     }
-    proc = subprocess.Popen(  # noqa: ASYNC220  (a benchmark: the start-up blocks once)
+    proc = subprocess.Popen(
         [
             sys.executable,
             str(WORKER),

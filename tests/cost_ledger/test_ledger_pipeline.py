@@ -21,7 +21,7 @@ BUDGET = {
     "monthly_usd": "0.01",
     "warn_fraction": "0.5",
     "action": "downgrade",
-    "downgrade_alias": "chat-mini",
+    "downgrade_alias": "chat-economy",
 }  # 10,000 micro-USD; each default event costs 450
 
 
@@ -185,7 +185,7 @@ async def test_budget_crossings_produce_one_budget_changed_per_state_change(
     assert [c.state for c in changes] == [BudgetState.OK, BudgetState.WARNING, BudgetState.EXCEEDED]
     assert [c.spent_micros for c in changes] == [450, 12 * 450, 23 * 450]
     exceeded = changes[-1]
-    assert (exceeded.action, exceeded.downgrade_alias) == (BudgetAction.DOWNGRADE, "chat-mini")
+    assert (exceeded.action, exceeded.downgrade_alias) == (BudgetAction.DOWNGRADE, "chat-economy")
     assert exceeded.period == "2025-03"
     assert exceeded.budget_micros == 10_000
     assert changes[0].action is BudgetAction.NONE

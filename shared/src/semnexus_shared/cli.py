@@ -187,7 +187,7 @@ def demo(
     spend = None
     with contextlib.suppress(httpx.HTTPError):
         time.sleep(3)  # the ledger charges in batches; let the last one land
-        spend = httpx.get(f"{ledger}/api/summary", timeout=5).json()
+        spend = httpx.get(f"{ledger}/api/spend", timeout=5).json()["totals"]
     errors = report(outcomes, calls, spend, console)
     if errors:
         raise typer.Exit(1)

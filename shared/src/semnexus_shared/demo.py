@@ -236,8 +236,18 @@ def report(
         "latency p50 / p99 (provider)", f"{_pct(miss_lat, 0.5):.0f} / {_pct(miss_lat, 0.99):.0f} ms"
     )
     if spend is not None:
-        table.add_row("cost (ledger)", f"${spend.get('cost_usd', '?')}")
-        table.add_row("saved by the cache (ledger)", f"${spend.get('saved_usd', '?')}")
+        table.add_row(
+            "cost (ledger)",
+            f"${spend.get('cost_usd', '?')} ({spend.get('input_tokens', 0)} in / "
+            f"{spend.get('output_tokens', 0)} out tokens; failed attempts "
+            f"${spend.get('failed_cost_usd', '0')})",
+        )
+        table.add_row(
+            "saved by the cache (ledger)",
+            f"${spend.get('cache_saved_usd', '?')} over {spend.get('cache_hits', 0)} hits",
+        )
+        if spend.get("unpriced_events"):
+            table.add_row("unpriced usage events", str(spend["unpriced_events"]))
     by_tenant = Counter(o.tenant for o in ok)
     table.add_row("answered per tenant", ", ".join(f"{t}: {n}" for t, n in by_tenant.items()))
     console.print(table)

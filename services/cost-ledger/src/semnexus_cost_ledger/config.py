@@ -6,7 +6,7 @@ Built once in ``main()`` (or by the CLI) and passed down. Environment examples::
     SEMNEXUS_PRICES_FILE=infra/prices.yaml
     SEMNEXUS_BUDGETS_FILE=budgets.yaml
     SEMNEXUS_BUDGETS='{"acme": {"monthly_usd": "500", "action": "downgrade",
-                                "downgrade_alias": "chat-mini"}}'
+                                "downgrade_alias": "chat-economy"}}'
     SEMNEXUS_HTTP__PORT=8700
 
 A budgets file is a YAML mapping ``{tenant: {monthly_usd, warn_fraction, action,
