@@ -53,7 +53,7 @@ from semnexus_shared.stream._pipeline import (
     REQUEST_ID_HEADER,
     TENANT_HEADER,
 )
-from semnexus_shared.topics import TopicNames
+from semnexus_shared.topics import TopicMissing, TopicNames, partitions_of
 from semnexus_shared.tracing import inject_headers
 
 
@@ -128,16 +128,12 @@ class SemNexusClient:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._kafka.servers, group_id=None, enable_auto_commit=False
         )
+        try:
+            parts = await partitions_of(self._kafka, self.reply_topic)
+        except TopicMissing as exc:
+            raise ClientError(str(exc)) from exc
         await self._consumer.start()
-        parts = self._consumer.partitions_for_topic(self.reply_topic)
-        if not parts:
-            await self._consumer.topics()  # refreshes cluster metadata
-            parts = self._consumer.partitions_for_topic(self.reply_topic) or set()
-        if not parts:
-            raise ClientError(
-                f"reply topic {self.reply_topic!r} does not exist (semnexus topics apply)"
-            )
-        tps = [TopicPartition(self.reply_topic, p) for p in sorted(parts)]
+        tps = [TopicPartition(self.reply_topic, p) for p in parts]
         self._consumer.assign(tps)
         await self._consumer.seek_to_end(*tps)
         for tp in tps:  # resolve the positions now, before any request is sent

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from semnexus_shared.config import KafkaSettings, TopicSettings
+from semnexus_shared.errors import SemNexusError
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -248,6 +249,23 @@ async def describe_topics(kafka: KafkaSettings, names: list[str]) -> dict[str, i
         return {d["topic"]: len(d["partitions"]) for d in described}
     finally:
         await admin.close()
+
+
+class TopicMissing(SemNexusError):
+    """A topic a process needs does not exist: run ``semnexus topics apply``."""
+
+
+async def partitions_of(kafka: KafkaSettings, topic: str) -> list[int]:
+    """Every partition id of ``topic``, from the cluster; raises TopicMissing.
+
+    For readers that take a whole topic without a consumer group (views, the
+    client's reply reader, rebuilds): the metadata comes from the admin API, so
+    it does not depend on what a consumer happened to have fetched already.
+    """
+    count = (await describe_topics(kafka, [topic])).get(topic)
+    if not count:
+        raise TopicMissing(f"topic {topic!r} does not exist (run: semnexus topics apply)")
+    return list(range(count))
 
 
 def main(argv: list[str] | None = None) -> int:

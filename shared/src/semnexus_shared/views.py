@@ -19,17 +19,15 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from semnexus_shared.config import KafkaSettings
-from semnexus_shared.errors import InvalidEvent, SemNexusError
+from semnexus_shared.errors import InvalidEvent
 from semnexus_shared.events import Event
 from semnexus_shared.serde import Codec
+from semnexus_shared.topics import partitions_of
 
 log = structlog.get_logger("semnexus.views")
 
 V = TypeVar("V", bound=Event)
 
-
-class ViewUnavailable(SemNexusError):
-    """The view's topic does not exist; the service cannot start without it."""
 
 
 class CompactedView(Generic[V]):
@@ -72,14 +70,9 @@ class CompactedView(Generic[V]):
             group_id=None,
             auto_offset_reset="earliest",
         )
+        partitions = await partitions_of(self._kafka, self._topic)
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self._topic) or set()
-        if not partitions:
-            await self._consumer.topics()  # refreshes cluster metadata
-            partitions = self._consumer.partitions_for_topic(self._topic) or set()
-        if not partitions:
-            raise ViewUnavailable(f"topic {self._topic!r} does not exist (semnexus topics apply)")
-        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(self._topic, p) for p in partitions]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         ends = await self._consumer.end_offsets(tps) if tps else {}
