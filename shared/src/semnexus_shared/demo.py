@@ -248,6 +248,15 @@ def report(
         )
         if spend.get("unpriced_events"):
             table.add_row("unpriced usage events", str(spend["unpriced_events"]))
+    stages: dict[str, list[float]] = {}
+    for outcome in hits:
+        for stage in outcome.response.latency if outcome.response else ():
+            stages.setdefault(stage.stage, []).append(stage.duration_ms)
+    if stages:
+        table.add_row(
+            "cache-hit stages, p50 (ms)",
+            ", ".join(f"{name} {_pct(v, .5):.0f}" for name, v in stages.items()),
+        )
     by_tenant = Counter(o.tenant for o in ok)
     table.add_row("answered per tenant", ", ".join(f"{t}: {n}" for t, n in by_tenant.items()))
     console.print(table)
