@@ -96,7 +96,7 @@ test-fast: $(STAMP)/venv  ## the tiers that need nothing running
 	$(VENV)/bin/pytest -m "not kafka and not milvus and not e2e" $(PYTEST_ARGS)
 
 test: setup  ## setup, start the stack, lint, every test tier, stop the stack
-	@bash infra/stack/run-with-stack.sh $(MAKE) --no-print-directory lint test-all
+	@bash infra/stack/run-with-stack.sh $(MAKE) --no-print-directory --keep-going lint test-all
 
 test-all:
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -255,7 +255,7 @@ def report(
     if stages:
         table.add_row(
             "cache-hit stages, p50 (ms)",
-            ", ".join(f"{name} {_pct(v, .5):.0f}" for name, v in stages.items()),
+            ", ".join(f"{name} {_pct(v, 0.5):.0f}" for name, v in stages.items()),
         )
     by_tenant = Counter(o.tenant for o in ok)
     table.add_row("answered per tenant", ", ".join(f"{t}: {n}" for t, n in by_tenant.items()))

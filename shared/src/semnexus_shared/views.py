@@ -29,7 +29,6 @@ log = structlog.get_logger("semnexus.views")
 V = TypeVar("V", bound=Event)
 
 
-
 class CompactedView(Generic[V]):
     """Latest event per key of one topic, kept current in the background."""
 
