@@ -45,11 +45,29 @@ class Gateway:
     prefix: str
     simulator: str
     logs: Path
+    env: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def service_name(self, service: str) -> str:
         """The service's name in Jaeger and its consumer group."""
         return f"{self.prefix}{service}"
+
+    def start(self, service: str) -> None:
+        """Start (or restart) one service process; its log is appended to."""
+        log = (self.logs / f"{service}.log").open("ab")
+        self.procs[service] = subprocess.Popen(
+            [sys.executable, "-m", SERVICES[service]],
+            env={**self.env, "SEMNEXUS_SERVICE_NAME": self.service_name(service)},
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
+        )
+
+    def kill(self, service: str) -> None:
+        """SIGKILL one service: no shutdown hook, no final offset commit."""
+        proc = self.procs[service]
+        proc.kill()
+        proc.wait(timeout=10)
 
     def log_text(self) -> str:
         """Every process's output so far."""
@@ -89,11 +107,18 @@ def milvus_server() -> str:
 
 
 @pytest.fixture
+def gateway_env() -> dict[str, str]:
+    """Extra environment for every service of the gateway (tests override this)."""
+    return {}
+
+
+@pytest.fixture
 async def gateway(
     kafka_settings: KafkaSettings,
     unique_prefix: str,
     jaeger_query: str,
     milvus_server: str,
+    gateway_env: dict[str, str],
     tmp_path: Path,
 ) -> Iterator[Gateway]:
     """Simulator + cache-lookup + router + provider-worker + cost-ledger, all processes."""
@@ -122,17 +147,11 @@ async def gateway(
         "ANTHROPIC_API_KEY": PLANTED_KEY,
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
+        **gateway_env,
     }
-    gw = Gateway(unique_prefix, simulator, logs)
-    for service, module in SERVICES.items():
-        log = (logs / f"{service}.log").open("wb")
-        gw.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", module],
-            env={**env, "SEMNEXUS_SERVICE_NAME": gw.service_name(service)},
-            stdout=log,
-            stderr=log,
-            cwd=REPO,
-        )
+    gw = Gateway(unique_prefix, simulator, logs, env)
+    for service in SERVICES:
+        gw.start(service)
     try:
         yield gw
     finally:
