@@ -12,11 +12,14 @@ from semnexus_shared.errors import TransientError
 from semnexus_shared.events import (
     CacheInvalidated,
     CompletionRequested,
+    CompletionResponded,
     DeadLettered,
     InvalidationTarget,
     Message,
+    ResponseStatus,
     Role,
 )
+from semnexus_shared.replies import ReplyPolicy
 from semnexus_shared.serde import Codec, SchemaRegistry
 from semnexus_shared.stream import Inbound, MemoryBus, Pipeline, Reject, Route, for_each
 from semnexus_shared.tracing import inject_headers
@@ -179,3 +182,25 @@ async def test_dead_letter_of_an_oversized_record_is_truncated_not_lost(codec: C
     assert "payload truncated" in letter.reason
     assert len(letter.payload) > 2048
     assert letter.payload == (b"\xc3\x01" + b"x" * 10_000)[: len(letter.payload)]
+
+
+async def test_undecodable_request_is_answered_from_its_headers(codec: Codec) -> None:
+    """Bytes that do not decode still get an invalid_request answer when the headers name it."""
+    pipeline = make_pipeline(codec, for_each(echo))
+    pipeline.on_undecodable = ReplyPolicy("responses").undecodable
+    bus = MemoryBus()
+    headers = [
+        ("semnexus-request-id", b"r-42"),
+        ("semnexus-tenant", b"acme"),
+        ("semnexus-reply-topic", b"somewhere-not-allowed"),
+    ]
+    bus.append("in", b"\xc3\x01garbage", key=b"k", headers=headers)
+    bus.append("in", b"\x00no headers at all")
+    await bus.drain(pipeline)
+    (answer,) = [
+        codec.decode(r.value or b"", CompletionResponded) for r in bus.records("responses")
+    ]
+    assert (answer.request_id, answer.tenant_id) == ("r-42", "acme")
+    assert answer.status == ResponseStatus.INVALID_REQUEST
+    assert "could not be decoded" in (answer.error_message or "")
+    assert len(bus.records("dlq")) == 2

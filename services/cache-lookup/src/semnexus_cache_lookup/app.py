@@ -16,11 +16,12 @@ from collections.abc import Callable
 
 from semnexus_cache_lookup.coalescing import InFlight
 from semnexus_cache_lookup.config import Settings
-from semnexus_cache_lookup.embedder import Embedder
+from semnexus_cache_lookup.embedder import Embedder, EmbeddingQueue
 from semnexus_cache_lookup.handlers import LookupHandler, WriterHandler, purge_expired_forever
 from semnexus_cache_lookup.policy import Decisions
 from semnexus_cache_lookup.vectorstore import VectorStore
 from semnexus_shared.events import CacheMissed, CompletionRequested, UsageRecorded
+from semnexus_shared.replies import ReplyPolicy
 from semnexus_shared.service import ServiceContext, Wiring
 from semnexus_shared.stream import Pipeline, Route
 
@@ -35,12 +36,14 @@ def pipelines(
     """The lookup and writer pipelines, sharing one in-flight table (also used by tests)."""
     cache = settings.cache
     inflight = InFlight(cache.coalescing_window_s, cache.coalescing_max_waiters)
+    # One queue for both pipelines: the model never runs two calls side by side.
+    embedding = EmbeddingQueue(embedder)
     lookup = ctx.pipeline(
         name=settings.service_name,
         sources=[ctx.topics.requests],
         handler=LookupHandler(
             store=store,
-            embedder=embedder,
+            embedder=embedding,
             decisions=decisions,
             inflight=inflight,
             settings=cache,
@@ -52,13 +55,16 @@ def pipelines(
             UsageRecorded: Route(ctx.topics.usage, key=lambda e: e.tenant_id.encode()),
         },
         event_type=CompletionRequested,
+        on_undecodable=ReplyPolicy(
+            ctx.topics.responses, frozenset(settings.requests.reply_topics)
+        ).undecodable,
         max_batch=cache.batch_size,
         concurrency=cache.concurrency,
     )
     writer = ctx.pipeline(
         name=f"{settings.service_name}-writer",
         sources=[ctx.topics.cache_fill, ctx.topics.cache_invalidate],
-        handler=WriterHandler(store=store, embedder=embedder, inflight=inflight, settings=cache),
+        handler=WriterHandler(store=store, embedder=embedding, inflight=inflight, settings=cache),
         routes={},
         max_batch=cache.writer_batch_size,
     )

@@ -21,6 +21,10 @@ Why the defaults:
   paying Strong's wait for every replica (about 200 ms a call on Milvus
   2.3.5 standalone); an invalidation handled by another instance is seen
   within Milvus's bounded staleness. Set "Strong" to trade latency for that.
+- ``embed_threads = 1``: on a 2-core box shared with Kafka, Milvus and the
+  event loop, torch's default (2 threads) spins against them: one text took
+  p50 111 ms and 256 batched ran 84/s, against 15 ms and 177/s on one thread
+  (BENCHMARKS.md, "Cache-lookup"). Raise it on a host with idle cores.
 - ``decision = "verifier"`` with ``infra/cache-tenants.yaml``: the learned hit
   decision (see BENCHMARKS.md) at each tenant's calibrated operating point;
   "threshold" is the plain cosine floor, kept for comparison.
@@ -68,7 +72,8 @@ class CacheSettings(_Section):
     decision: str = "verifier"
     verifier_model: str | None = None
     operating_points: Path | None = Path("infra/cache-tenants.yaml")
-    embed_threads: int | None = None
+    # torch intra-op threads; None = torch's default (one per core). See the docstring.
+    embed_threads: int | None = Field(default=1, ge=1)
 
 
 class RequestRules(_Section):

@@ -18,7 +18,9 @@ request, in this order:
    (:mod:`~semnexus_cache_lookup.coalescing`); a twin of a miss in this same
    batch shares its leader's hit, or, when the leader misses, is re-published
    once to its own partition so that it can wait there;
-5. one embedding call for every text of the batch that needs one, then one
+5. one embedding request for every text of the batch that needs one (through
+   an :class:`~semnexus_cache_lookup.embedder.EmbeddingQueue`, which merges it
+   with concurrent batches' texts into one model call), then one
    scoped search per distinct scope of the batch (a Milvus search takes a
    single filter, and the filter is the scope), run concurrently;
 6. every candidate's scope, TTL and age are checked exactly in Python, then
@@ -56,7 +58,7 @@ import structlog
 from semnexus_cache_lookup.coalescing import Flight, InFlight
 from semnexus_cache_lookup.config import CacheSettings, RequestRules
 from semnexus_cache_lookup.decision import Candidate
-from semnexus_cache_lookup.embedder import Embedder
+from semnexus_cache_lookup.embedder import Embedder, EmbeddingQueue
 from semnexus_cache_lookup.entry import CacheEntry, entry_from_fill
 from semnexus_cache_lookup.policy import Decisions, Plan, plan_for
 from semnexus_cache_lookup.validation import problems
@@ -84,6 +86,7 @@ from semnexus_shared.events import (
     unpack_embedding,
     utc_now,
 )
+from semnexus_shared.replies import ReplyPolicy
 from semnexus_shared.scope import exact_key, prompt_of, scope_hash, scope_of
 from semnexus_shared.stream import Emit, Inbound, Reject
 
@@ -127,6 +130,11 @@ def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def embedding_queue(embedder: Embedder | EmbeddingQueue) -> EmbeddingQueue:
+    """The queue to embed through (pass one queue to both handlers to share the model)."""
+    return embedder if isinstance(embedder, EmbeddingQueue) else EmbeddingQueue(embedder)
+
+
 class LookupHandler:
     """The lookup pipeline's batch handler (``requests`` → responses, misses, usage)."""
 
@@ -134,7 +142,7 @@ class LookupHandler:
         self,
         *,
         store: VectorStore,
-        embedder: Embedder,
+        embedder: Embedder | EmbeddingQueue,
         decisions: Decisions,
         inflight: InFlight,
         settings: CacheSettings,
@@ -143,12 +151,12 @@ class LookupHandler:
         clock: Clock = utc_now,
     ) -> None:
         self.store = store
-        self.embedder = embedder
+        self.embedding = embedding_queue(embedder)
         self.decisions = decisions
         self.inflight = inflight
         self.settings = settings
         self.rules = rules
-        self.default_reply_topic = default_reply_topic
+        self.replies = ReplyPolicy(default_reply_topic, frozenset(rules.reply_topics))
         self.reply_topics: Collection[str] = frozenset({default_reply_topic, *rules.reply_topics})
         self.clock = clock
 
@@ -174,22 +182,25 @@ class LookupHandler:
         if not isinstance(request, CompletionRequested):
             return [Reject(f"expected CompletionRequested, got {type(request).__name__}")]
         found = problems(request, self.rules, self.reply_topics)
-        reply = self.default_reply_topic
-        if request.reply_topic is not None and request.reply_topic in self.reply_topics:
-            reply = request.reply_topic
+        reply = self.replies.topic_for(request)
         if found:
             reason = "; ".join(found)
             return [
                 Reject(reason, error_class="InvalidRequest"),
-                self._error(request, reply, ResponseStatus.INVALID_REQUEST, reason),
+                self.replies.error(
+                    request,
+                    caused_by=request.event_id,
+                    status=ResponseStatus.INVALID_REQUEST,
+                    message=reason,
+                ),
             ]
         if request.deadline is not None and request.deadline <= now:
             return [
-                self._error(
+                self.replies.error(
                     request,
-                    reply,
-                    ResponseStatus.DEADLINE_EXCEEDED,
-                    "the request's deadline passed before it was looked up",
+                    caused_by=request.event_id,
+                    status=ResponseStatus.DEADLINE_EXCEEDED,
+                    message="the request's deadline passed before it was looked up",
                 )
             ]
         scope = scope_of(request)
@@ -264,7 +275,7 @@ class LookupHandler:
         if not pending:
             return
         started = time.perf_counter()
-        vectors = await asyncio.to_thread(self.embedder.embed, [i.prompt for i in pending])
+        vectors = await self.embedding.embed([i.prompt for i in pending])
         took = _elapsed_ms(started)
         for item, vector in zip(pending, vectors, strict=True):
             item.vector = vector
@@ -432,19 +443,6 @@ class LookupHandler:
             )
         ]
 
-    def _error(
-        self, request: CompletionRequested, reply: str, status: ResponseStatus, message: str
-    ) -> Emit:
-        response = CompletionResponded(
-            event_id=derive_event_id("cache-lookup", "response", request.event_id),
-            request_id=request.request_id,
-            tenant_id=request.tenant_id,
-            status=status,
-            error_message=message[:2000],
-            usage=_EMPTY_USAGE,
-        )
-        return Emit(reply, request.request_id.encode(), response)
-
 
 class WriterHandler:
     """The writer pipeline's batch handler (``cache.fill``, ``cache.invalidate`` → the store)."""
@@ -453,13 +451,13 @@ class WriterHandler:
         self,
         *,
         store: VectorStore,
-        embedder: Embedder,
+        embedder: Embedder | EmbeddingQueue,
         inflight: InFlight,
         settings: CacheSettings,
         clock: Clock = utc_now,
     ) -> None:
         self.store = store
-        self.embedder = embedder
+        self.embedding = embedding_queue(embedder)
         self.inflight = inflight
         self.settings = settings
         self.clock = clock
@@ -505,7 +503,7 @@ class WriterHandler:
         vectors: dict[int, Vector] = {}
         missing = [(i, f) for i, f in keep if f.embedding is None]
         if missing:
-            embedded = await asyncio.to_thread(self.embedder.embed, [f.prompt for _, f in missing])
+            embedded = await self.embedding.embed([f.prompt for _, f in missing])
             vectors.update({i: v for (i, _), v in zip(missing, embedded, strict=True)})
         entries: dict[str, CacheEntry] = {}
         now = self.clock()

@@ -60,7 +60,6 @@ from semnexus_shared.stream import Inbound, Reject
 
 __all__ = ["Dispatcher"]
 
-_NO_USAGE = Usage(input_tokens=0, output_tokens=0)
 _LOAD = frozenset({AttemptOutcome.RATE_LIMITED, AttemptOutcome.OVERLOADED})
 _INVALID = frozenset({400, 413, 422})
 
@@ -320,18 +319,13 @@ class Dispatcher:
             ResponseStatus.RATE_LIMITED_ALL_PROVIDERS if all_load else ResponseStatus.PROVIDER_ERROR
         )
         summary = "; ".join(f"{a.provider}: {a.outcome.value}" for a in attempts)
-        return self._replies.reply(
+        return self._replies.error(
             call.request,
-            CompletionResponded(
-                event_id=derive_event_id(call.event_id, "response"),
-                request_id=call.request_id,
-                tenant_id=call.tenant_id,
-                status=status,
-                retry_after_ms=retry_ms,
-                error_message=f"no provider answered ({summary})"[:1000],
-                attempts=attempts,
-                usage=_NO_USAGE,
-            ),
+            caused_by=call.event_id,
+            status=status,
+            message=f"no provider answered ({summary})",
+            retry_after_ms=retry_ms,
+            attempts=attempts,
         )
 
     def _respond(
@@ -343,15 +337,10 @@ class Dispatcher:
         attempt: Attempt | None = None,
     ) -> object:
         attempts = (*call.attempts, attempt) if attempt is not None else call.attempts
-        return self._replies.reply(
+        return self._replies.error(
             call.request,
-            CompletionResponded(
-                event_id=derive_event_id(call.event_id, "response"),
-                request_id=call.request_id,
-                tenant_id=call.tenant_id,
-                status=status,
-                error_message=message[:1000],
-                attempts=attempts,
-                usage=_NO_USAGE,
-            ),
+            caused_by=call.event_id,
+            status=status,
+            message=message,
+            attempts=attempts,
         )

@@ -194,15 +194,10 @@ class Router:
         *,
         retry_after_ms: int | None = None,
     ) -> object:
-        return self._replies.reply(
+        return self._replies.error(
             miss.request,
-            CompletionResponded(
-                event_id=derive_event_id(miss.event_id, "response"),
-                request_id=miss.request_id,
-                tenant_id=miss.tenant_id,
-                status=status,
-                retry_after_ms=retry_after_ms,
-                error_message=message[:1000],
-                usage=_NO_USAGE,
-            ),
+            caused_by=miss.event_id,
+            status=status,
+            message=message,
+            retry_after_ms=retry_after_ms,
         )

@@ -142,6 +142,7 @@ class Pipeline:
         max_batch: int = 1,
         concurrency: int = 1,
         retry: RetryPolicy | None = None,
+        on_undecodable: Callable[[Record, str, str], Sequence[object]] | None = None,
     ) -> None:
         self.name = name
         self.sources = tuple(sources)
@@ -154,6 +155,8 @@ class Pipeline:
         self.max_batch = max_batch
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
+        # Extra outcomes beside the dead letter of undecodable bytes (an error answer).
+        self.on_undecodable = on_undecodable
         self._tracer = trace.get_tracer("semnexus.stream")
         instruments = meter("semnexus.stream")
         self._handled = instruments.create_counter(
@@ -253,7 +256,11 @@ class Pipeline:
         headers = inject_headers((), ctx)
         out: list[OutRecord] = []
         if item.rejection is not None:
-            outcomes = [Reject(reason=item.rejection[1], error_class=item.rejection[0])]
+            error_class, reason = item.rejection
+            extra = (
+                self.on_undecodable(item.record, error_class, reason) if self.on_undecodable else []
+            )
+            outcomes = [Reject(reason=reason, error_class=error_class), *extra]
         for outcome in outcomes:
             if isinstance(outcome, Reject):
                 item.rejection = (outcome.error_class, outcome.reason)
