@@ -73,12 +73,14 @@ up: setup  ## start Kafka, Milvus and Jaeger on 127.0.0.1 and apply the topics
 	@bash infra/stack/milvus.sh start
 	@bash infra/stack/jaeger.sh start
 
-down:  ## stop exactly what `make up` started
+down:  ## stop exactly what `make up` (or `make demo KEEP=1`) started
+	@bash infra/stack/services.sh stop
 	@bash infra/stack/jaeger.sh stop
 	@bash infra/stack/milvus.sh stop
 	@bash infra/stack/kafka.sh stop
 
 status:  ## one line per component
+	@bash infra/stack/services.sh status
 	@bash infra/stack/kafka.sh status
 	@bash infra/stack/milvus.sh status
 	@bash infra/stack/jaeger.sh status
@@ -102,7 +104,7 @@ test-all:
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## ---- the main job -------------------------------------------------------------
-demo: setup  ## the whole local stack, a burst of traffic, a report
+demo: setup  ## the whole local stack, a burst of traffic, a report (KEEP=1 leaves it running)
 	@WITH_SERVICES=1 bash infra/stack/run-with-stack.sh $(VENV)/bin/semnexus demo $(DEMO_ARGS)
 
 bench: setup  ## benchmarks; figures go to BENCHMARKS.md

@@ -18,8 +18,14 @@ for c in "${components[@]}"; do
   if [[ $c == kafka ]]; then "$VENV/bin/semnexus" topics apply >/dev/null || exit 1; fi
 done
 
+# KEEP=1 leaves what this script started running (to look at Jaeger and the
+# ledger's page after `make demo`); `make down` stops it later.
 cleanup() {
   local i
+  if [[ "${KEEP:-0}" == 1 ]]; then
+    echo "left running: ${started[*]:-nothing new} (stop with: make down)"
+    return 0
+  fi
   for ((i=${#started[@]}-1; i>=0; i--)); do bash "$REPO_ROOT/infra/stack/${started[$i]}.sh" stop; done
 }
 trap cleanup EXIT
