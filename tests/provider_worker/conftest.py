@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeAlias
 
 import httpx
@@ -25,6 +25,7 @@ from semnexus_provider_worker.config import (
 )
 from semnexus_provider_worker.transport import HttpProvider
 from semnexus_simulator import SimulatorConfig, create_app
+from tests.clocks import ManualClock
 
 KINDS = {
     "openai": ProviderKind.OPENAI,
@@ -36,30 +37,6 @@ MODELS = {
     "anthropic": "claude-3-5-haiku-latest",
     "llama": "meta-llama/Llama-3.1-8B-Instruct",
 }
-
-
-class ManualClock:
-    """One clock for the simulator (monotonic + now) and the services (call it)."""
-
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-        self.origin = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def monotonic(self) -> float:
-        """The simulator's monotonic reading."""
-        return self.seconds
-
-    def now(self) -> datetime:
-        """UTC wall time moving with the monotonic reading."""
-        return self.origin + timedelta(seconds=self.seconds - 1000.0)
-
-    def __call__(self) -> datetime:
-        """The services' clock."""
-        return self.now()
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.seconds += seconds
 
 
 def provider(

@@ -8,7 +8,6 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
 import httpx
@@ -16,29 +15,10 @@ import pytest
 import uvicorn
 
 from semnexus_simulator import SimulatorConfig, create_app
+from tests.clocks import ManualClock
 
 OPENAI_AUTH = {"authorization": "Bearer sk-test-123456789"}
 ANTHROPIC_AUTH = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
-
-
-class ManualClock:
-    """A clock that moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-        self.origin = datetime(2025, 1, 1, tzinfo=UTC)
-
-    def monotonic(self) -> float:
-        """The current monotonic reading."""
-        return self.seconds
-
-    def now(self) -> datetime:
-        """UTC wall time moving with the monotonic reading."""
-        return self.origin + timedelta(seconds=self.seconds - 1000.0)
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.seconds += seconds
 
 
 ClientFactory: TypeAlias = Callable[..., Awaitable[httpx.AsyncClient]]
