@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -204,3 +205,27 @@ async def test_undecodable_request_is_answered_from_its_headers(codec: Codec) ->
     assert answer.status == ResponseStatus.INVALID_REQUEST
     assert "could not be decoded" in (answer.error_message or "")
     assert len(bus.records("dlq")) == 2
+
+
+async def test_a_deferred_outcome_does_not_hold_back_its_batch_mates(codec: Codec) -> None:
+    """Outcomes decided later are produced later; the rest of the batch goes out at once."""
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def later(inbound: Inbound[CompletionRequested]) -> Sequence[object]:
+        await gate
+        return [invalidation(inbound.event)]
+
+    async def handler(batch: Sequence[Inbound[CompletionRequested]]) -> list[object]:
+        first, second = batch
+        return [[invalidation(first.event)], later(second)]
+
+    bus = MemoryBus(default_partitions=1)
+    bus.append("in", codec.encode(request(1)))
+    bus.append("in", codec.encode(request(2)))
+    draining = asyncio.create_task(bus.drain(make_pipeline(codec, handler, max_batch=2)))
+    await asyncio.sleep(0.05)
+    assert [codec.decode(r.value or b"").request_id for r in bus.records("out")] == ["r1"]
+    assert not draining.done(), "the batch must not be committed before every outcome"
+    gate.set_result(None)
+    assert await draining == 2
+    assert [codec.decode(r.value or b"").request_id for r in bus.records("out")] == ["r1", "r2"]

@@ -88,7 +88,7 @@ from semnexus_shared.events import (
 )
 from semnexus_shared.replies import ReplyPolicy
 from semnexus_shared.scope import exact_key, prompt_of, scope_hash, scope_of
-from semnexus_shared.stream import Emit, Inbound, Reject
+from semnexus_shared.stream import Emit, Inbound, Outcomes, Reject
 
 __all__ = ["COALESCED_MARK", "LookupHandler", "WriterHandler", "purge_expired_forever"]
 
@@ -160,8 +160,8 @@ class LookupHandler:
         self.reply_topics: Collection[str] = frozenset({default_reply_topic, *rules.reply_topics})
         self.clock = clock
 
-    async def __call__(self, batch: Sequence[Inbound[Any]]) -> list[list[object]]:
-        """Decide every request of the batch; one list of outcomes per request."""
+    async def __call__(self, batch: Sequence[Inbound[Any]]) -> list[Outcomes]:
+        """Decide every request of the batch; one list of outcomes (or its future) each."""
         now = self.clock()
         items: list[_Lookup | list[object]] = [self._admit(inbound, now) for inbound in batch]
         live = [i for i in items if isinstance(i, _Lookup)]
@@ -172,8 +172,21 @@ class LookupHandler:
             if item.outcomes is None and item.leader is None and item.flight is None:
                 item.outcomes = self._miss(item)
         self._follow_leaders(live)
-        await self._wait(parked)
-        return [i if isinstance(i, list) else (i.outcomes or []) for i in items]
+        if not parked:
+            return [i if isinstance(i, list) else (i.outcomes or []) for i in items]
+        # Parked twins are decided when their leader's answer arrives; the
+        # runner produces the rest of the batch meanwhile.
+        waiting = asyncio.ensure_future(self._wait(parked))
+        held = {id(item) for item in parked}
+
+        async def decided(item: _Lookup) -> Sequence[object]:
+            await waiting
+            return item.outcomes or []
+
+        return [
+            i if isinstance(i, list) else decided(i) if id(i) in held else (i.outcomes or [])
+            for i in items
+        ]
 
     # ── stage 1: validate and plan ────────────────────────────────────────────
 

@@ -23,7 +23,7 @@ from semnexus_shared.stream._model import (
     Route,
     for_each,
 )
-from semnexus_shared.stream._pipeline import EventCodec, Pipeline, RetryPolicy
+from semnexus_shared.stream._pipeline import EventCodec, Outcomes, Pipeline, RetryPolicy
 
 __all__ = [
     "Emit",
@@ -32,6 +32,7 @@ __all__ = [
     "Inbound",
     "MemoryBus",
     "OutRecord",
+    "Outcomes",
     "Pipeline",
     "Producer",
     "Record",

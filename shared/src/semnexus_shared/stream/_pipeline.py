@@ -24,6 +24,7 @@ What happens to each kind of failure (the tree lives in
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -74,7 +75,11 @@ class EventCodec(Protocol):
 
 
 DeadLetterFactory = Callable[[Record, str, str, object | None], Any]
-BatchHandler = Callable[[Sequence[Inbound[Any]]], Awaitable[Sequence[Sequence[object]]]]
+# One entry per inbound event: its outcomes, or an awaitable of them when the
+# decision must wait (the batch's other outcomes are produced meanwhile; the
+# batch is committed only after every entry was produced and acknowledged).
+Outcomes = Sequence[object] | Awaitable[Sequence[object]]
+BatchHandler = Callable[[Sequence[Inbound[Any]]], Awaitable[Sequence[Outcomes]]]
 
 
 def dead_letter_factory(service: str) -> DeadLetterFactory:
@@ -170,29 +175,42 @@ class Pipeline:
         """Handle a batch; return once all it produced is acknowledged."""
         items = [self._open(r) for r in records]
         live = [i for i in items if i.inbound is not None]
-        outcomes: Sequence[Sequence[object]] = []
+        outcomes: Sequence[Outcomes] = []
         if live:
             outcomes = await self._handle([i.inbound for i in live if i.inbound is not None])
             if len(outcomes) != len(live):
                 raise PipelineCrashed(
                     f"{self.name}: handler returned {len(outcomes)} results for {len(live)} events"
                 )
-        by_item: dict[int, Sequence[object]] = {
+        by_item: dict[int, Sequence[object] | Awaitable[Sequence[object]]] = {
             id(item): out for item, out in zip(live, outcomes, strict=True)
         }
         pending: list[tuple[_Item, list[str], list[Awaitable[Any]]]] = []
+        deferred: list[tuple[_Item, Awaitable[Sequence[object]]]] = []
         for item in items:
-            produced: list[str] = []
-            acks: list[Awaitable[Any]] = []
-            for out in self._encode(item, by_item.get(id(item), ())):
-                acks.append(await producer.send(out))
-                produced.append(out.topic)
-            pending.append((item, produced, acks))
+            result = by_item.get(id(item), ())
+            if inspect.isawaitable(result):
+                # Decided later (a coalesced twin): its batch-mates go out now.
+                deferred.append((item, result))
+                continue
+            pending.append((item, *await self._send(item, result, producer)))
+        for item, later in deferred:
+            pending.append((item, *await self._send(item, await later, producer)))
         for item, produced, acks in pending:
             # Every ack awaited: a failed produce raises here, before any commit.
             for ack in acks:
                 await ack
             self._close(item, produced)
+
+    async def _send(
+        self, item: _Item, outcomes: Sequence[object], producer: Producer
+    ) -> tuple[list[str], list[Awaitable[Any]]]:
+        produced: list[str] = []
+        acks: list[Awaitable[Any]] = []
+        for out in self._encode(item, outcomes):
+            acks.append(await producer.send(out))
+            produced.append(out.topic)
+        return produced, acks
 
     def _open(self, record: Record) -> _Item:
         span = self._tracer.start_span(
@@ -224,7 +242,7 @@ class Pipeline:
                 span.set_attribute(f"semnexus.{attr}", str(value))
         return item
 
-    async def _handle(self, batch: list[Inbound[Any]]) -> Sequence[Sequence[object]]:
+    async def _handle(self, batch: list[Inbound[Any]]) -> Sequence[Outcomes]:
         delay = self.retry.first_delay_s
         for attempt in range(1, self.retry.attempts + 1):
             try:
