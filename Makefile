@@ -53,8 +53,9 @@ $(STAMP)/jaeger: $(if $(wildcard infra/jaeger/bin/jaeger),,FORCE) infra/jaeger/g
 	@touch $@
 
 $(STAMP)/model: $(STAMP)/venv
-	@echo "setup: checking the embedding model loads offline"
-	@$(VENV)/bin/python -m semnexus_cache_lookup.embedder --check
+	@echo "setup: exporting the embedding model to ONNX (once) and checking it loads offline"
+	@$(VENV)/bin/python -m semnexus_cache_lookup.onnx_export
+	@$(VENV)/bin/python -m semnexus_cache_lookup.embedder --check --embedder torch --embedder onnx-fp32
 	@touch $@
 
 # Debian's chromium renders the ledger's page in a test.

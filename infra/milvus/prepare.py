@@ -205,6 +205,9 @@ def prepare(args: argparse.Namespace) -> None:
     # coordinators first, and the query node then waits for them until this
     # timeout, after which the server exits by itself
     overrides["common.gracefulStopTimeout"] = str(_STOP_TIMEOUT_S)
+    # Bounded-consistency reads (the cache's lookups) see writes older than
+    # this; 5 s by default, 500 ms keeps a fresh cache entry servable sooner.
+    overrides["common.gracefulTime"] = "500"
     text = render((data / "config.yaml.template").read_text(encoding="utf-8"), values, overrides)
     # keys the template lacks
     etcd_conf = configs / "embed-etcd.yaml"

@@ -41,7 +41,8 @@ async def server_harness() -> AsyncIterator[Harness]:
         cache=CacheSettings(vector_uri=uri, collection=collection),
     )
     ctx = context_for(settings)
-    store = MilvusVectorStore(uri, collection, DIMS)
+    # Strong: this test reads what it has just written.
+    store = MilvusVectorStore(uri, collection, DIMS, consistency="Strong")
     await store.ensure()
     embedder = HashingEmbedder()
     lookup, writer = pipelines(ctx, settings, store, embedder, ThresholdDecisions(0.9))

@@ -1,7 +1,8 @@
 """``semnexus-cache-lookup`` / ``python -m semnexus_cache_lookup``: run the service.
 
 Builds the settings once, opens the vector store (creating the collection if
-needed), loads the embedding model and the hit decision, then hands over to
+needed), loads the embedding model (``cache.embedder``: torch, or an ONNX export,
+built on first start if ``make setup`` has not built it) and the hit decision, then hands over to
 :func:`~semnexus_shared.service.run_service`.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from semnexus_cache_lookup.app import wiring
 from semnexus_cache_lookup.config import CacheSettings, Settings
-from semnexus_cache_lookup.embedder import SentenceTransformerEmbedder
+from semnexus_cache_lookup.embedder import open_embedder
 from semnexus_cache_lookup.errors import CacheLookupMisconfigured
 from semnexus_cache_lookup.policy import Decisions, ThresholdDecisions
 from semnexus_cache_lookup.vectorstore import MilvusVectorStore, is_server_uri
@@ -59,7 +60,8 @@ def load_decisions(cache: CacheSettings) -> Decisions:
 def main() -> None:
     """Entry point of the service process."""
     settings = Settings()
-    embedder = SentenceTransformerEmbedder(threads=settings.cache.embed_threads)
+    cache = settings.cache
+    embedder = open_embedder(cache.embedder, cache.embed_threads, cache.onnx_cache)
     if embedder.dimensions != settings.cache.dimensions:
         raise CacheLookupMisconfigured(
             f"embedder has {embedder.dimensions} dimensions, settings say "

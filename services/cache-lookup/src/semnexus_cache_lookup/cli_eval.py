@@ -35,6 +35,7 @@ from semnexus_cache_lookup.decision import (
     ThresholdDecision,
     VerifiedDecision,
 )
+from semnexus_cache_lookup.embedder import EmbedderKind
 from semnexus_cache_lookup.evaluation import (
     CachedEmbedder,
     CandidateStore,
@@ -84,10 +85,12 @@ class Kind(StrEnum):
     COSINE = "cosine"
 
 
-def _embedder(cache_dir: Path) -> CachedEmbedder:
-    from semnexus_cache_lookup.embedder import SentenceTransformerEmbedder  # noqa: PLC0415
+def _embedder(cache_dir: Path, kind: EmbedderKind = EmbedderKind.TORCH) -> CachedEmbedder:
+    from semnexus_cache_lookup.embedder import open_embedder  # noqa: PLC0415
 
-    return CachedEmbedder(SentenceTransformerEmbedder, cache_dir)
+    # Each runtime keeps its own shards: torch's stay where they always were.
+    folder = cache_dir if kind is EmbedderKind.TORCH else cache_dir / kind.value
+    return CachedEmbedder(lambda: open_embedder(kind, threads=None), folder)
 
 
 def _select(pairs: list[LabelledPair], part: Part) -> list[LabelledPair]:
@@ -119,6 +122,9 @@ def evaluate(
     model: str = typer.Option(DEFAULT_MODEL, help="verifier model name in the models folder"),
     top_k: int = typer.Option(5, help="candidates the store returns per query"),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, help="dataset embedding cache"),
+    embedder_kind: EmbedderKind = typer.Option(
+        EmbedderKind.TORCH, "--embedder", help="runtime that embeds the dataset"
+    ),
     store_kind: StoreKind = typer.Option(
         StoreKind.MEMORY,
         "--store",
@@ -142,7 +148,8 @@ def evaluate(
         )
         decision = VerifiedDecision(verifier, point)
         label = f"verifier {verifier.name} p ≥ {point:.4f} (tenant {tenant})"
-    embedder = _embedder(cache_dir)
+    label += f", {embedder_kind.value} embeddings"
+    embedder = _embedder(cache_dir, embedder_kind)
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         store: CandidateStore = MemoryStore()

