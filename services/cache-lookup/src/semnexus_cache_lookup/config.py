@@ -30,8 +30,8 @@ Why the defaults:
   trained and calibrated on, at about 2.3x the batched throughput and a third
   of the one-text latency. "torch" remains available. "onnx-int8" is faster
   still (about 3x, a quarter) and its vectors stay within cosine 0.994 of
-  torch's for real questions, but the verifier at its calibrated threshold serves about 10 % fewer hits with it (same precision),
-  so it waits for an operating point calibrated on int8 embeddings
+  torch's for real questions, but the verifier at its calibrated threshold
+  serves about 10 % fewer hits with it (same precision), so it waits for an operating point calibrated on int8 embeddings
   (BENCHMARKS.md, "ONNX int8 embedder").
 - ``embed_threads = 1``: on a 2-core box shared with Kafka, Milvus and the
   event loop, torch's default (2 threads) spins against them: one text took
