@@ -31,8 +31,9 @@ Why the defaults:
   of the one-text latency. "torch" remains available. "onnx-int8" is faster
   still (about 3x, a quarter) and its vectors stay within cosine 0.994 of
   torch's for real questions, but the verifier at its calibrated threshold
-  serves about 10 % fewer hits with it (same precision), so it waits for an operating point calibrated on int8 embeddings
-  (BENCHMARKS.md, "ONNX int8 embedder").
+  serves about 10 % fewer hits with it (same precision), so it waits for an
+  operating point calibrated on int8 embeddings (BENCHMARKS.md, "ONNX int8
+  embedder").
 - ``embed_threads = 1``: on a 2-core box shared with Kafka, Milvus and the
   event loop, torch's default (2 threads) spins against them: one text took
   p50 111 ms and 256 batched ran 84/s, against 15 ms and 177/s on one thread
