@@ -173,24 +173,38 @@ def demo(
     """Replay a tenfold traffic burst through the running pipeline and print a report."""
     import httpx  # noqa: PLC0415
 
-    from semnexus_shared.demo import Plan, report, run_burst  # noqa: PLC0415
+    from semnexus_shared.demo import Plan, fresh_start, report, run_burst  # noqa: PLC0415
 
     settings = ServiceSettings()
     plan = Plan(duration_s=duration, start_rps=start_rps, peak_rps=peak_rps)
     httpx.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
+    asyncio.run(fresh_start(settings, console))
+    before = _ledger_totals(ledger)
     outcomes = asyncio.run(
         run_burst(
             settings, plan=plan, data=data, simulator=simulator, primary=primary, console=console
         )
     )
     calls = httpx.get(f"{simulator}/_sim/calls", timeout=5).json()
+    time.sleep(3)  # the ledger charges in batches; let the last one land
+    after = _ledger_totals(ledger)
     spend = None
-    with contextlib.suppress(httpx.HTTPError):
-        time.sleep(3)  # the ledger charges in batches; let the last one land
-        spend = httpx.get(f"{ledger}/api/spend", timeout=5).json()["totals"]
+    if before is not None and after is not None:
+        # this run's share: the ledger keeps every earlier run too
+        spend = {k: v - before.get(k, 0) for k, v in after.items() if isinstance(v, int)}
     errors = report(outcomes, calls, spend, console)
     if errors:
         raise typer.Exit(1)
+
+
+def _ledger_totals(ledger: str) -> dict[str, int] | None:
+    import httpx  # noqa: PLC0415
+
+    try:
+        totals = httpx.get(f"{ledger}/api/spend", timeout=5).json()["totals"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        return None
+    return {k: v for k, v in totals.items() if isinstance(v, int)}
 
 
 def _load_plugins() -> None:
