@@ -3,7 +3,7 @@
 What it does, bounded in time (about 5 minutes with the defaults):
 
 1. creates a fresh topic prefix and Milvus collection, and preloads ``--entries``
-   distinct QQP questions (``text_a`` of /work/shared/data/qqp_dev.jsonl, read
+   distinct QQP questions (``text_a`` of ../shared/data/qqp_dev.jsonl, read
    there) through the real writer path: ``CacheFilled`` events with their
    all-MiniLM-L6-v2 embedding (computed here, or read from the evaluation's
    embedding shards in ``.stack/cache/semnexus``) published to ``cache.fill``;
@@ -73,7 +73,8 @@ from semnexus_shared.serde import Codec, SchemaRegistry
 from semnexus_shared.topics import TopicNames, apply_topics, partitions_of
 
 REPO = Path(__file__).resolve().parents[2]
-QQP = Path("/work/shared/data/qqp_dev.jsonl")
+# the shared data folder beside the checkout (read there, never copied in)
+QQP = Path(__file__).resolve().parents[3] / "shared" / "data" / "qqp_dev.jsonl"
 SYSTEM = "You are a helpful assistant."
 ANSWER = "A stored answer of about the usual length for a short factual question. " * 4
 

@@ -220,7 +220,7 @@ def train(
         "cosine_baseline": baseline,
         "epochs": log,
         "train_seconds": round(time.perf_counter() - started, 1),
-        "command": "semnexus cache train --pairs /work/shared/data/qqp_dev.jsonl",
+        "command": "semnexus cache train --pairs ../shared/data/qqp_dev.jsonl",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     weights.save(out_dir / f"{name}.npz")
