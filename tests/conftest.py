@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -26,6 +28,24 @@ _SPANS = InMemorySpanExporter()
 _TRACER_PROVIDER = TracerProvider()
 _TRACER_PROVIDER.add_span_processor(SimpleSpanProcessor(_SPANS))
 trace.set_tracer_provider(_TRACER_PROVIDER)
+# Likewise one meter provider; tests read counters through the reader.
+_METRICS = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[_METRICS]))
+
+
+def counter_value(name: str, **labels: str) -> int:
+    """The current sum of a counter over the data points matching ``labels``."""
+    data = _METRICS.get_metrics_data()
+    total = 0
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != name:
+                    continue
+                for point in metric.data.data_points:
+                    if all(point.attributes.get(k) == v for k, v in labels.items()):
+                        total += int(point.value)
+    return total
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from semnexus_shared.events import (
     utc_now,
 )
 from semnexus_shared.scope import request_key
+from tests.conftest import counter_value
 
 from .conftest import Harness, build_harness, hours_ago, make_request
 
@@ -292,3 +293,15 @@ async def test_fill_for_helper_matches_the_key(harness: Harness) -> None:
     await harness.miss_then_fill(request)
     found = await harness.store.get([request_key(request).decode()])
     assert list(found) == [request_key(request).decode()]
+
+
+async def test_hits_and_misses_are_counted_per_tenant_for_the_hit_rate(harness: Harness) -> None:
+    """Each lookup adds one to semnexus_cache_lookups with result hit or miss."""
+    tenant = make_request().tenant_id
+    hits = counter_value("semnexus_cache_lookups", result="hit", tenant_id=tenant)
+    misses = counter_value("semnexus_cache_lookups", result="miss", tenant_id=tenant)
+    await harness.miss_then_fill(make_request(request_id="m1"))
+    harness.request(make_request(request_id="m2"))
+    await harness.run()
+    assert counter_value("semnexus_cache_lookups", result="miss", tenant_id=tenant) == misses + 1
+    assert counter_value("semnexus_cache_lookups", result="hit", tenant_id=tenant) == hits + 1

@@ -86,9 +86,16 @@ from semnexus_shared.events import (
     unpack_embedding,
     utc_now,
 )
+from semnexus_shared.metrics import meter
 from semnexus_shared.replies import ReplyPolicy
 from semnexus_shared.scope import exact_key, prompt_of, scope_hash, scope_of
 from semnexus_shared.stream import Emit, Inbound, Outcomes, Reject
+
+# Hit rate = hit / (hit + miss), per tenant; the OpenTelemetry API records
+# in memory (no I/O here), the service exports it.
+_LOOKUPS = meter("semnexus.cache").create_counter(
+    "semnexus_cache_lookups", unit="1", description="cache lookups by result (hit or miss)"
+)
 
 __all__ = ["COALESCED_MARK", "LookupHandler", "WriterHandler", "purge_expired_forever"]
 
@@ -397,6 +404,7 @@ class LookupHandler:
         self, item: _Lookup, entry: CacheEntry, similarity: float, now: datetime
     ) -> list[object]:
         request = item.request
+        _LOOKUPS.add(1, {"result": "hit", "tenant_id": request.tenant_id})
         response = CompletionResponded(
             event_id=derive_event_id("cache-lookup", "response", request.event_id),
             request_id=request.request_id,
@@ -431,6 +439,7 @@ class LookupHandler:
 
     def _miss(self, item: _Lookup) -> list[object]:
         request = item.request
+        _LOOKUPS.add(1, {"result": "miss", "tenant_id": request.tenant_id})
         if not item.plan.store and request.cache.mode is not CacheMode.BYPASS:
             # Tell every later stage not to store this answer (e.g. temperature too high).
             request = request.model_copy(

@@ -30,11 +30,20 @@ import structlog
 from semnexus_cost_ledger.budgets import Assessment, TenantBudget, assess, period_of
 from semnexus_cost_ledger.pricing import Charge, PriceTable, charge
 from semnexus_shared.events import UsageRecorded
+from semnexus_shared.metrics import meter
 from semnexus_shared.stream import Inbound
 
 __all__ = ["Ledger", "LedgerStore"]
 
 log = structlog.get_logger("semnexus.cost_ledger")
+
+# Money charged and saved, in micro-USD, exported by the service (no I/O here).
+_COST = meter("semnexus.ledger").create_counter(
+    "semnexus_cost_micros", unit="1", description="money charged, micro-USD"
+)
+_SAVED = meter("semnexus.ledger").create_counter(
+    "semnexus_cache_saved_micros", unit="1", description="money the cache saved, micro-USD"
+)
 
 
 class LedgerStore(Protocol):
@@ -81,6 +90,9 @@ class Ledger:
         """Price and record events; return the charges that were new."""
         new = await self.store.record([charge(e, self.prices) for e in events])
         for c in new:
+            labels = {"tenant_id": c.tenant_id, "provider": c.provider, "model": c.model}
+            _COST.add(c.cost_micros, labels)
+            _SAVED.add(c.cache_saved_micros, labels)
             if not c.priced:
                 log.warning(
                     "usage event has no price; charged 0",

@@ -54,11 +54,17 @@ from semnexus_shared.events import (
     UsageRecorded,
     derive_event_id,
 )
+from semnexus_shared.metrics import meter
 from semnexus_shared.replies import ReplyPolicy
 from semnexus_shared.scope import prompt_of
 from semnexus_shared.stream import Inbound, Reject
 
 __all__ = ["Dispatcher"]
+
+# Recorded in memory through the OpenTelemetry API (no I/O); the service exports it.
+_FAILOVERS = meter("semnexus.provider").create_counter(
+    "semnexus_failovers", unit="1", description="requests moved off a provider, by why"
+)
 
 _LOAD = frozenset({AttemptOutcome.RATE_LIMITED, AttemptOutcome.OVERLOADED})
 _INVALID = frozenset({400, 413, 422})
@@ -265,6 +271,7 @@ class Dispatcher:
     def _failed_over(
         self, call: ProviderCallRequested, failure: Failed, out: list[object]
     ) -> list[object]:
+        _FAILOVERS.add(1, {"provider": call.provider, "outcome": failure.outcome.value})
         attempt = self._attempt(call, failure)
         visited = (*call.visited, call.provider)
         attempts = (*call.attempts, attempt)
