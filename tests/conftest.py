@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from opentelemetry import metrics, trace
@@ -85,6 +88,20 @@ def require_port(service: str, host: str, port: int) -> None:
         socket.create_connection((host, port), timeout=1.0).close()
 
     require(f"{service} on {host}:{port}", probe)
+
+
+def start_simulator(log: Path) -> tuple[subprocess.Popen[str], str]:
+    """The provider simulator as a process on a free port: the process and its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semnexus_simulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=log.open("wb"),
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "ready on" in line, line
+    return proc, line.split("ready on ", 1)[1].split()[0]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import pytest
 
 from semnexus_shared.config import KafkaSettings, TopicSettings
 from semnexus_shared.topics import apply_topics
-from tests.conftest import require
+from tests.conftest import require, start_simulator
 
 REPO = Path(__file__).resolve().parents[2]
 JAEGER_QUERY = f"http://127.0.0.1:{os.environ.get('JAEGER_QUERY_PORT', '16686')}"
@@ -74,19 +74,6 @@ class Gateway:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
 
 
-def _start_simulator(logs: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "semnexus_simulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=(logs / "simulator.log").open("wb"),
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "ready on" in line, line
-    return proc, line.split("ready on ", 1)[1].split()[0]
-
-
 @pytest.fixture
 def jaeger_query() -> str:
     """The local Jaeger's query API; fails under CI when Jaeger is down."""
@@ -125,7 +112,7 @@ async def gateway(
     await apply_topics(kafka_settings, TopicSettings(prefix=unique_prefix))
     logs = tmp_path / "logs"
     logs.mkdir()
-    sim_proc, simulator = _start_simulator(logs)
+    sim_proc, simulator = start_simulator(logs / "simulator.log")
     providers = tmp_path / "providers.yaml"
     providers.write_text(
         (REPO / "infra" / "providers.yaml").read_text().replace("http://127.0.0.1:8900", simulator)

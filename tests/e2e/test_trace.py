@@ -87,7 +87,6 @@ async def test_a_failed_over_request_is_one_trace_across_every_hop(
     p = gateway.prefix
     data = wait_for_trace(jaeger_query, trace_id, want=10)
     services = _by_service(data)
-    spans = {s["spanID"]: s for s in data["spans"]}
 
     def one(service: str, name: str) -> dict:
         found = [
@@ -120,7 +119,8 @@ async def test_a_failed_over_request_is_one_trace_across_every_hop(
     assert _parent(second) == first["spanID"]
     assert _parent(fill) == second["spanID"]
     assert charges, "the ledger's charge is not in the trace"
-    assert all(spans[_parent(c)]["spanID"] for c in charges if _parent(c) in spans)
+    # the usage the ledger charges was produced by a provider hop of this request
+    assert {_parent(c) for c in charges} <= {first["spanID"], second["spanID"]}
 
     # a failover shows two provider calls, each a GenAI client span under its hop
     assert len(calls) == 2

@@ -26,6 +26,7 @@ from semnexus_shared.events import (
 )
 from semnexus_shared.serde import Codec, SchemaRegistry
 from semnexus_shared.topics import apply_topics
+from tests.conftest import start_simulator
 
 from ..kafka.conftest import collect
 
@@ -37,16 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[str]:
     """A simulator process on a free port whose openai answers 429 (retry-after 30)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "semnexus_simulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=(tmp_path / "sim.log").open("wb"),
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "ready on" in line, line
-    base = line.split("ready on ", 1)[1].split()[0]
+    proc, base = start_simulator(tmp_path / "sim.log")
     response = httpx.post(
         f"{base}/_sim/providers/openai/faults",
         json={"rate_limit": {"for_s": 300, "retry_after_s": 30}},

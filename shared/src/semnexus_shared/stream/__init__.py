@@ -14,7 +14,6 @@ Public names:
 from semnexus_shared.stream._memory import MemoryBus
 from semnexus_shared.stream._model import (
     Emit,
-    Handler,
     Inbound,
     OutRecord,
     Producer,
@@ -23,12 +22,18 @@ from semnexus_shared.stream._model import (
     Route,
     for_each,
 )
-from semnexus_shared.stream._pipeline import EventCodec, Outcomes, Pipeline, RetryPolicy
+from semnexus_shared.stream._pipeline import (
+    BatchHandler,
+    EventCodec,
+    Outcomes,
+    Pipeline,
+    RetryPolicy,
+)
 
 __all__ = [
+    "BatchHandler",
     "Emit",
     "EventCodec",
-    "Handler",
     "Inbound",
     "MemoryBus",
     "OutRecord",

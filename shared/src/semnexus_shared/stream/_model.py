@@ -9,7 +9,6 @@ from typing import Any, Generic, Protocol, TypeVar
 from opentelemetry.trace import Span
 
 E = TypeVar("E")
-E_co = TypeVar("E_co", covariant=True)
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -84,19 +83,6 @@ class Producer(Protocol):
 
     async def send(self, record: OutRecord) -> Awaitable[Any]:
         """Enqueue one record; await the result for its acknowledgement."""
-        ...
-
-
-class Handler(Protocol[E_co]):
-    """The business step: a batch of inbound events → the outcomes of each.
-
-    Returns one sequence of outcomes per inbound event, in order. Handlers do
-    no Kafka I/O; adapters they need (embedder, vector store, providers) are
-    given to them at construction.
-    """
-
-    async def __call__(self, batch: Sequence[Inbound[Any]]) -> Sequence[Sequence[object]]:
-        """Decide what each event produces."""
         ...
 
 
