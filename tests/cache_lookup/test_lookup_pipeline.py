@@ -305,3 +305,63 @@ async def test_hits_and_misses_are_counted_per_tenant_for_the_hit_rate(harness: 
     await harness.run()
     assert counter_value("semnexus_cache_lookups", result="miss", tenant_id=tenant) == misses + 1
     assert counter_value("semnexus_cache_lookups", result="hit", tenant_id=tenant) == hits + 1
+
+
+async def test_light_load_embeds_ahead_but_an_exact_hit_reports_no_embedding(
+    harness: Harness,
+) -> None:
+    """A small batch starts its model call before the exact lookup; the hit shows only exact."""
+    await harness.miss_then_fill(make_request(request_id="r1"))
+    calls = len(harness.embedder.calls)
+    harness.request(make_request(request_id="r2"))
+    await harness.run()
+    [hit] = harness.responses()
+    assert hit.source is not None
+    assert hit.source.similarity == 1.0
+    assert "exact" in {s.stage for s in hit.latency}
+    assert "embed" not in {s.stage for s in hit.latency}
+    # Speculation: the exact repeat was embedded while it was looked up, in one call.
+    assert harness.embedder.calls[calls:] == [1]
+
+
+async def test_a_paraphrase_uses_the_vector_embedded_ahead(harness: Harness) -> None:
+    """The semantic path reuses the speculative call instead of embedding again."""
+    await harness.miss_then_fill(make_request(request_id="r1"))
+    calls = len(harness.embedder.calls)
+    harness.request(make_request(PARAPHRASE, request_id="r2"))
+    await harness.run()
+    [hit] = harness.responses()
+    assert hit.source is not None
+    assert 0.9 <= (hit.source.similarity or 0) < 1.0
+    assert harness.embedder.calls[calls:] == [1]
+
+
+async def test_a_batch_over_the_speculation_limit_never_embeds_exact_hits(tmp_path: Path) -> None:
+    """Under load (a batch over the limit) exact hits cost no model time at all."""
+    h = build_harness(tmp_path / "cache.db", speculative_embed_max_batch=2)
+    await h.store.ensure()
+    try:
+        await h.miss_then_fill(make_request(request_id="r1"))
+        calls = len(h.embedder.calls)
+        for i in range(5):
+            h.request(make_request(request_id=f"again-{i}"))
+        await h.run()
+        assert len(h.responses()) == 5
+        assert h.embedder.calls[calls:] == []
+    finally:
+        await h.store.close()
+
+
+async def test_speculation_off_embeds_only_after_the_exact_path(tmp_path: Path) -> None:
+    """speculative_embed_max_batch = 0: an exact repeat is never embedded."""
+    h = build_harness(tmp_path / "cache.db", speculative_embed_max_batch=0)
+    await h.store.ensure()
+    try:
+        await h.miss_then_fill(make_request(request_id="r1"))
+        calls = len(h.embedder.calls)
+        h.request(make_request(request_id="r2"))
+        await h.run()
+        assert len(h.responses()) == 1
+        assert h.embedder.calls[calls:] == []
+    finally:
+        await h.store.close()

@@ -13,8 +13,9 @@ every service, so one ``.env`` can configure the whole pipeline.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -94,3 +95,20 @@ class ServiceSettings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     log: LogSettings = Field(default_factory=LogSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+
+    # A service whose latency or throughput wants another micro-batch linger than
+    # KafkaSettings' default sets this; SEMNEXUS_KAFKA__BATCH_LINGER_S still wins.
+    default_batch_linger_s: ClassVar[float | None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _service_linger(cls, data: Any) -> Any:
+        linger = cls.default_batch_linger_s
+        if linger is None or not isinstance(data, dict):
+            return data
+        kafka = data.get("kafka")
+        if kafka is None:
+            return {**data, "kafka": {"batch_linger_s": linger}}
+        if isinstance(kafka, dict) and "batch_linger_s" not in kafka:
+            return {**data, "kafka": {**kafka, "batch_linger_s": linger}}
+        return data

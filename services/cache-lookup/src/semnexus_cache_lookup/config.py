@@ -39,6 +39,15 @@ Why the defaults:
   p50 111 ms and 256 batched ran 84/s, against 15 ms and 177/s on one thread
   (BENCHMARKS.md, "Cache-lookup"). Raise it on a host with idle cores. The same
   number is onnxruntime's intra-op thread count.
+- ``kafka.batch_linger_s = 0.002`` (the shared default is 5 ms): the runner's
+  micro-batch tick. A cached answer is a few milliseconds of work, so a 5 ms tick
+  was a fifth of a semantic hit's latency; under load a poll still brings many
+  requests into one batch, so batching does not need the wait.
+- ``speculative_embed_max_batch = 8``: a batch this small (light load) starts
+  embedding its prompts while the exact path looks them up, when the model is
+  idle, so a semantic hit does not pay for the exact lookup first; an exact hit
+  just drops its vector. Larger batches (load) embed only what the exact path
+  missed, so exact hits never spend model time then. 0 turns it off.
 - ``decision = "verifier"`` with ``infra/cache-tenants.yaml``: the learned hit
   decision (see BENCHMARKS.md) at each tenant's calibrated operating point;
   "threshold" is the plain cosine floor, kept for comparison.
@@ -47,6 +56,7 @@ Why the defaults:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +90,7 @@ class CacheSettings(_Section):
     batch_size: int = Field(default=64, ge=1)
     writer_batch_size: int = Field(default=64, ge=1)
     concurrency: int = Field(default=4, ge=1)
+    speculative_embed_max_batch: int = Field(default=8, ge=0)
     coalescing_window_s: float = Field(default=2.0, ge=0.0)
     coalescing_max_waiters: int = Field(default=64, ge=0)
     purge_interval_s: float = Field(default=300.0, gt=0.0)
@@ -110,5 +121,6 @@ class Settings(ServiceSettings):
     """cache-lookup's settings: the shared sections plus ``cache`` and ``requests``."""
 
     service_name: str = "cache-lookup"
+    default_batch_linger_s: ClassVar[float | None] = 0.002
     cache: CacheSettings = Field(default_factory=CacheSettings)
     requests: RequestRules = Field(default_factory=RequestRules)

@@ -78,6 +78,11 @@ class EmbeddingQueue:
         self._pending: list[tuple[list[str], asyncio.Future[Vectors]]] = []
         self._running: asyncio.Task[None] | None = None
 
+    @property
+    def idle(self) -> bool:
+        """No model call is running or waiting: a new call would start at once."""
+        return not self._pending and (self._running is None or self._running.done())
+
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """The vectors of ``texts``, from the next model call (shared with other callers)."""
         if not texts:

@@ -13,7 +13,9 @@ request, in this order:
 2. plans it (:func:`~semnexus_cache_lookup.policy.plan_for`): use, only_exact,
    refresh, bypass, or bypass because the temperature is above the ceiling;
 3. exact path: one primary-key lookup for the whole batch (entry id = exact
-   key), no embedding;
+   key), no embedding; a small batch (``speculative_embed_max_batch``) with the
+   model idle starts step 5's model call before this lookup and keeps only the
+   vectors of what the exact path missed;
 4. coalescing: a twin of a miss in flight from an earlier batch waits for it
    (:mod:`~semnexus_cache_lookup.coalescing`); a twin of a miss in this same
    batch shares its leader's hit, or, when the leader misses, is re-published
@@ -58,7 +60,7 @@ import structlog
 from semnexus_cache_lookup.coalescing import Flight, InFlight
 from semnexus_cache_lookup.config import CacheSettings, RequestRules
 from semnexus_cache_lookup.decision import Candidate
-from semnexus_cache_lookup.embedder import Embedder, EmbeddingQueue
+from semnexus_cache_lookup.embedder import Embedder, EmbeddingQueue, Vectors
 from semnexus_cache_lookup.entry import CacheEntry, entry_from_fill
 from semnexus_cache_lookup.policy import Decisions, Plan, plan_for
 from semnexus_cache_lookup.validation import problems
@@ -133,6 +135,31 @@ class _Lookup:
         return self.plan.semantic or (self.plan.store and not self.plan.exact)
 
 
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A model call started before the exact path answered (speculative embedding)."""
+
+    items: list[_Lookup]
+    call: asyncio.Future[Vectors]
+    started: float
+
+    def covers(self, pending: Sequence[_Lookup]) -> bool:
+        started = {id(i) for i in self.items}
+        return all(id(i) in started for i in pending)
+
+    def settle(self) -> None:
+        """Nobody awaits an unneeded call: collect its outcome so none goes unretrieved."""
+        if not self.call.done():
+            self.call.add_done_callback(_collect)
+        elif not self.call.cancelled():
+            self.call.exception()
+
+
+def _collect(call: asyncio.Future[Vectors]) -> None:
+    if not call.cancelled():
+        call.exception()
+
+
 def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
@@ -172,9 +199,14 @@ class LookupHandler:
         now = self.clock()
         items: list[_Lookup | list[object]] = [self._admit(inbound, now) for inbound in batch]
         live = [i for i in items if isinstance(i, _Lookup)]
-        await self._exact(live, now)
-        parked = self._coalesce(live)
-        await self._semantic(live, now)
+        ahead = self._embed_ahead(live)
+        try:
+            await self._exact(live, now)
+            parked = self._coalesce(live)
+            await self._semantic(live, now, ahead)
+        finally:
+            if ahead is not None:
+                ahead.settle()
         for item in live:
             if item.outcomes is None and item.leader is None and item.flight is None:
                 item.outcomes = self._miss(item)
@@ -286,7 +318,35 @@ class LookupHandler:
 
     # ── stages 4 to 6: embed, search, decide ─────────────────────────────────────
 
-    async def _semantic(self, live: Sequence[_Lookup], now: datetime) -> None:
+    def _embed_ahead(self, live: Sequence[_Lookup]) -> _Ahead | None:
+        """Under light load, start embedding while the exact path runs (see config)."""
+        wanted = [i for i in live if i.needs_vector]
+        if (
+            not wanted
+            or len(live) > self.settings.speculative_embed_max_batch
+            or not self.embedding.idle
+        ):
+            return None
+        call = asyncio.ensure_future(self.embedding.embed([i.prompt for i in wanted]))
+        return _Ahead(wanted, call, time.perf_counter())
+
+    async def _embed(self, pending: Sequence[_Lookup], ahead: _Ahead | None) -> None:
+        if ahead is not None and ahead.covers(pending):
+            items, started = ahead.items, ahead.started
+            vectors = await ahead.call
+        else:
+            items, started = list(pending), time.perf_counter()
+            vectors = await self.embedding.embed([i.prompt for i in pending])
+        took = _elapsed_ms(started)
+        wanted = {id(i) for i in pending}
+        for item, vector in zip(items, vectors, strict=True):
+            if id(item) in wanted:
+                item.vector = vector
+                item.stages["embed"] = took
+
+    async def _semantic(
+        self, live: Sequence[_Lookup], now: datetime, ahead: _Ahead | None = None
+    ) -> None:
         pending = [
             i
             for i in live
@@ -294,12 +354,7 @@ class LookupHandler:
         ]
         if not pending:
             return
-        started = time.perf_counter()
-        vectors = await self.embedding.embed([i.prompt for i in pending])
-        took = _elapsed_ms(started)
-        for item, vector in zip(pending, vectors, strict=True):
-            item.vector = vector
-            item.stages["embed"] = took
+        await self._embed(pending, ahead)
         readers = [i for i in pending if i.plan.semantic]
         groups: dict[str, list[_Lookup]] = defaultdict(list)
         for item in readers:

@@ -1,0 +1,30 @@
+"""A service's own micro-batch linger default, and the environment overriding it."""
+
+from __future__ import annotations
+
+import pytest
+
+from semnexus_cache_lookup.config import Settings as CacheLookupSettings
+from semnexus_cost_ledger.config import LedgerSettings
+from semnexus_shared.config import KafkaSettings, ServiceSettings
+
+
+def test_services_pick_their_own_linger() -> None:
+    assert ServiceSettings().kafka.batch_linger_s == KafkaSettings().batch_linger_s
+    assert CacheLookupSettings().kafka.batch_linger_s == 0.002
+    assert LedgerSettings().kafka.batch_linger_s == 0.05
+
+
+def test_the_environment_wins_over_a_service_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMNEXUS_KAFKA__BATCH_LINGER_S", "0.02")
+    monkeypatch.setenv("SEMNEXUS_KAFKA__BOOTSTRAP", "10.0.0.5:9092")
+    got = CacheLookupSettings()
+    assert got.kafka.batch_linger_s == 0.02
+    assert got.kafka.bootstrap == "10.0.0.5:9092"
+
+
+def test_other_kafka_settings_keep_the_service_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMNEXUS_KAFKA__BOOTSTRAP", "10.0.0.5:9092")
+    got = LedgerSettings()
+    assert got.kafka.batch_linger_s == 0.05
+    assert got.kafka.bootstrap == "10.0.0.5:9092"
