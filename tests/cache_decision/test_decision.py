@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from semnexus_cache_lookup.decision import (
     Candidate,
@@ -15,6 +16,7 @@ from semnexus_cache_lookup.decision import (
     TenantDecisions,
     ThresholdDecision,
     VerifiedDecision,
+    decide,
 )
 
 _V = np.full(4, 0.5, dtype=np.float32)
@@ -27,15 +29,15 @@ class _Table:
         self.table = table
         self.calls = 0
 
-    def score(
+    def score_pairs(
         self,
-        query: str,
-        query_vector: npt.NDArray[np.float32],
-        texts: Sequence[str],
-        vectors: npt.NDArray[np.float32],
+        a_texts: Sequence[str],
+        a_vectors: npt.NDArray[np.float32],
+        b_texts: Sequence[str],
+        b_vectors: npt.NDArray[np.float32],
     ) -> npt.NDArray[np.float64]:
         self.calls += 1
-        return np.array([self.table[t] for t in texts], dtype=np.float64)
+        return np.array([self.table[t] for t in b_texts], dtype=np.float64)
 
 
 def _c(text: str, similarity: float) -> Candidate:
@@ -45,10 +47,10 @@ def _c(text: str, similarity: float) -> Candidate:
 def test_verifies_the_nearest_candidate_only() -> None:
     """The verifier gates the store's top-1; a farther candidate it likes is not served."""
     decision = VerifiedDecision(_Table({"near": 0.3, "far": 0.99}), threshold=0.8)
-    assert decision.decide("q", _V, [_c("far", 0.93), _c("near", 0.97)]) == (None, 0.3)
+    assert decide(decision, "q", _V, [_c("far", 0.93), _c("near", 0.97)]) == (None, 0.3)
     table = _Table({"near": 0.9, "far": 0.99})
-    chosen, score = VerifiedDecision(table, threshold=0.8).decide(
-        "q", _V, [_c("far", 0.93), _c("near", 0.97)]
+    chosen, score = decide(
+        VerifiedDecision(table, threshold=0.8), "q", _V, [_c("far", 0.93), _c("near", 0.97)]
     )
     assert chosen is not None
     assert (chosen.text, score) == ("near", 0.9)
@@ -57,14 +59,14 @@ def test_verifies_the_nearest_candidate_only() -> None:
 def test_misses_below_threshold() -> None:
     """A best probability under the threshold is a miss, reported with its score."""
     decision = VerifiedDecision(_Table({"near": 0.7}), threshold=0.8)
-    assert decision.decide("q", _V, [_c("near", 0.99)]) == (None, 0.7)
+    assert decide(decision, "q", _V, [_c("near", 0.99)]) == (None, 0.7)
 
 
 def test_identical_text_is_served_without_the_model() -> None:
     """Same text up to case and spacing is a hit with probability 1."""
     scorer = _Table({})
     decision = VerifiedDecision(scorer, threshold=0.99)
-    chosen, score = decision.decide("What is  AI?", _V, [_c("what is ai?", 0.99)])
+    chosen, score = decide(decision, "What is  AI?", _V, [_c("what is ai?", 0.99)])
     assert chosen is not None
     assert score == 1.0
     assert scorer.calls == 0
@@ -73,13 +75,13 @@ def test_identical_text_is_served_without_the_model() -> None:
 def test_request_similarity_floor_drops_candidates() -> None:
     """Candidates under the request's min_similarity are never served."""
     decision = VerifiedDecision(_Table({"far": 0.99}), threshold=0.5, min_similarity=0.8)
-    assert decision.decide("q", _V, [_c("far", 0.6)]) == (None, 0.0)
+    assert decide(decision, "q", _V, [_c("far", 0.6)]) == (None, 0.0)
 
 
 def test_threshold_decision_is_top1_cosine() -> None:
     """The cosine baseline serves the nearest candidate at or above its threshold."""
-    assert ThresholdDecision(0.9).decide("q", _V, [_c("a", 0.91)])[0] is not None
-    assert ThresholdDecision(0.9).decide("q", _V, [_c("a", 0.89)])[0] is None
+    assert decide(ThresholdDecision(0.9), "q", _V, [_c("a", 0.91)])[0] is not None
+    assert decide(ThresholdDecision(0.9), "q", _V, [_c("a", 0.89)])[0] is None
 
 
 def test_operating_points_round_trip_and_fall_back(tmp_path: Path) -> None:
@@ -93,5 +95,25 @@ def test_operating_points_round_trip_and_fall_back(tmp_path: Path) -> None:
     loaded = OperatingPoints.load(path)
     assert loaded == points
     decisions = TenantDecisions(_Table({"x": 0.9}), loaded)
-    assert decisions.for_tenant("bank").decide("q", _V, [_c("x", 0.9)])[0] is None
-    assert decisions.for_tenant("shop").decide("q", _V, [_c("x", 0.9)])[0] is not None
+    assert decide(decisions.for_tenant("bank"), "q", _V, [_c("x", 0.9)])[0] is None
+    assert decide(decisions.for_tenant("shop"), "q", _V, [_c("x", 0.9)])[0] is not None
+
+
+def test_the_service_refuses_a_point_calibrated_for_another_model(tmp_path: Path) -> None:
+    """A threshold belongs to one model's scale: a mismatched tenants file stops the start."""
+    from semnexus_cache_lookup.__main__ import load_decisions  # noqa: PLC0415
+    from semnexus_cache_lookup.config import CacheSettings  # noqa: PLC0415
+    from semnexus_cache_lookup.errors import CacheLookupMisconfigured  # noqa: PLC0415
+    from semnexus_cache_lookup.verifier import DEFAULT_MODEL  # noqa: PLC0415
+
+    path = tmp_path / "cache-tenants.yaml"
+    OperatingPoints(
+        default=OperatingPoint(threshold=0.8, target_precision=0.9, model=DEFAULT_MODEL),
+        tenants={"bank": OperatingPoint(threshold=0.9, target_precision=0.95, model="other-v9")},
+    ).dump(path)
+    with pytest.raises(CacheLookupMisconfigured, match="other-v9"):
+        load_decisions(CacheSettings(operating_points=path))
+    OperatingPoints(
+        default=OperatingPoint(threshold=0.8, target_precision=0.9, model=DEFAULT_MODEL)
+    ).dump(path)
+    assert load_decisions(CacheSettings(operating_points=path)).scorer is not None

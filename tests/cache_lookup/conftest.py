@@ -16,7 +16,7 @@ import pytest
 from semnexus_cache_lookup.app import pipelines
 from semnexus_cache_lookup.config import CacheSettings, Settings
 from semnexus_cache_lookup.embedder import Vectors
-from semnexus_cache_lookup.policy import ThresholdDecisions
+from semnexus_cache_lookup.policy import Decisions, ThresholdDecisions
 from semnexus_cache_lookup.vectorstore import MilvusVectorStore
 from semnexus_shared.config import TopicSettings
 from semnexus_shared.events import (
@@ -188,7 +188,12 @@ class Harness:
         return missed[0]
 
 
-def build_harness(path: Path, embedder: HashingEmbedder | None = None, **cache: Any) -> Harness:
+def build_harness(
+    path: Path,
+    embedder: HashingEmbedder | None = None,
+    decisions: Decisions | None = None,
+    **cache: Any,
+) -> Harness:
     """A harness over the Milvus Lite file at ``path``."""
     settings = Settings(
         topics=TopicSettings(prefix="t."),
@@ -198,7 +203,11 @@ def build_harness(path: Path, embedder: HashingEmbedder | None = None, **cache: 
     store = MilvusVectorStore(str(path), settings.cache.collection, DIMS)
     embedder = embedder or HashingEmbedder()
     lookup, writer = pipelines(
-        ctx, settings, store, embedder, ThresholdDecisions(settings.cache.min_similarity)
+        ctx,
+        settings,
+        store,
+        embedder,
+        decisions or ThresholdDecisions(settings.cache.min_similarity),
     )
     return Harness(MemoryBus(), lookup, writer, settings, store, embedder, ctx.codec, ctx.topics)
 

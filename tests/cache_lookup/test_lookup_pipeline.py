@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from semnexus_cache_lookup.decision import OperatingPoint, OperatingPoints, TenantDecisions
 from semnexus_shared.events import (
     CacheInvalidated,
     CacheMode,
@@ -363,5 +369,45 @@ async def test_speculation_off_embeds_only_after_the_exact_path(tmp_path: Path) 
         await h.run()
         assert len(h.responses()) == 1
         assert h.embedder.calls[calls:] == []
+    finally:
+        await h.store.close()
+
+
+class _ByQuery:
+    """A pair scorer with a fixed probability per query text; records its batch sizes."""
+
+    def __init__(self, table: dict[str, float]) -> None:
+        self.table = table
+        self.calls: list[int] = []
+
+    def score_pairs(
+        self, a_texts: Sequence[str], a_vectors: Any, b_texts: Sequence[str], b_vectors: Any
+    ) -> npt.NDArray[np.float64]:
+        self.calls.append(len(a_texts))
+        return np.array([self.table.get(t, 0.0) for t in a_texts], dtype=np.float64)
+
+
+async def test_the_verifier_scores_a_whole_batch_in_one_call(tmp_path: Path) -> None:
+    """Semantic nominees of one micro-batch share one verifier call; its verdict decides."""
+    good, bad = "How do I reset my password?", "How do I change my email address?"
+    para_good, para_bad = "My password: how do I reset it?", "My email address: how do I change it?"
+    scorer = _ByQuery({para_good: 0.95, para_bad: 0.2})
+    points = OperatingPoints(default=OperatingPoint(threshold=0.8, target_precision=0.9))
+    decisions = TenantDecisions(scorer, points)
+    h = build_harness(tmp_path / "cache.db", decisions=decisions, speculative_embed_max_batch=0)
+    await h.store.ensure()
+    try:
+        await h.miss_then_fill(make_request(good, request_id="seed-1"))
+        await h.miss_then_fill(make_request(bad, request_id="seed-2"))
+        before = len(scorer.calls)
+        h.request(make_request(para_good, request_id="para-1"))
+        h.request(make_request(para_bad, request_id="para-2"))
+        await h.run()
+        assert scorer.calls[before:] == [2]
+        served = {r.request_id: r for r in h.responses()}
+        assert served["para-1"].source is not None
+        assert {s.stage for s in served["para-1"].latency} >= {"embed", "search", "verify"}
+        assert "para-2" not in served
+        assert {m.request_id for m in h.missed()} >= {"para-2"}
     finally:
         await h.store.close()

@@ -46,14 +46,21 @@ def load_decisions(cache: CacheSettings) -> Decisions:
             OperatingPoints,
             TenantDecisions,
         )
-        from semnexus_cache_lookup.verifier import DEFAULT_MODEL, Verifier  # noqa: PLC0415
+        from semnexus_cache_lookup.verifier import DEFAULT_MODEL, load_scorer  # noqa: PLC0415
 
         if cache.operating_points is None:
             raise CacheLookupMisconfigured("decision=verifier needs cache.operating_points")
-        return TenantDecisions(
-            Verifier.load(cache.verifier_model or DEFAULT_MODEL),
-            OperatingPoints.load(cache.operating_points),
-        )
+        scorer = load_scorer(cache.verifier_model or DEFAULT_MODEL)
+        points = OperatingPoints.load(cache.operating_points)
+        for tenant, point in [("default", points.default), *points.tenants.items()]:
+            # A threshold is a point on one model's score scale: another model's is meaningless.
+            if point.model is not None and point.model != scorer.name:
+                raise CacheLookupMisconfigured(
+                    f"{cache.operating_points}: tenant {tenant!r} was calibrated for model "
+                    f"{point.model!r}, the service runs {scorer.name!r}; run `semnexus cache "
+                    "calibrate` for this model"
+                )
+        return TenantDecisions(scorer, points)
     raise CacheLookupMisconfigured(f"unknown decision {cache.decision!r}")
 
 

@@ -28,12 +28,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from semnexus_cache_lookup.crossencoder import CrossEncoder
 from semnexus_cache_lookup.decision import (
     HitDecision,
     OperatingPoint,
     OperatingPoints,
     ThresholdDecision,
     VerifiedDecision,
+    decide,
 )
 from semnexus_cache_lookup.embedder import EmbedderKind
 from semnexus_cache_lookup.evaluation import (
@@ -51,7 +53,7 @@ from semnexus_cache_lookup.evaluation import (
     pair_scores,
     split_by_cluster,
 )
-from semnexus_cache_lookup.verifier import DEFAULT_MODEL, MODELS_DIR, Verifier
+from semnexus_cache_lookup.verifier import DEFAULT_MODEL, MODELS_DIR, Verifier, load_scorer
 
 app = typer.Typer(
     help="Semantic-cache hit decision: evaluate, calibrate, train.", no_args_is_help=True
@@ -100,7 +102,7 @@ def _select(pairs: list[LabelledPair], part: Part) -> list[LabelledPair]:
     return {Part.TRAIN: split.train, Part.VAL: split.val, Part.TEST: split.test}[part]
 
 
-def _points(tenants_file: Path, verifier: Verifier) -> OperatingPoints:
+def _points(tenants_file: Path, verifier: Verifier | CrossEncoder) -> OperatingPoints:
     if tenants_file.exists():
         return OperatingPoints.load(tenants_file)
     threshold = float(verifier.metadata["operating_points"]["p85"])
@@ -140,7 +142,7 @@ def evaluate(
         decision = ThresholdDecision(point)
         label = f"cosine ≥ {point:.4f}"
     else:
-        verifier = Verifier.load(model)
+        verifier = load_scorer(model)
         point = (
             threshold
             if threshold is not None
@@ -209,7 +211,7 @@ def calibrate_command(
     cache_dir: Path = typer.Option(DEFAULT_CACHE, help="dataset embedding cache"),
 ) -> None:
     """Pick the verifier threshold reaching --precision and write it for the tenant."""
-    verifier = Verifier.load(model)
+    verifier = load_scorer(model)
     chosen = _select(load_pairs(pairs), part)
     scores, labels = pair_scores(chosen, _embedder(cache_dir), verifier)
     got = calibrate(scores, labels, precision, confidence_z)
@@ -283,12 +285,12 @@ def latency_command(
         store.insert("bench", f"{i}", record.origin, embedder.embed([record.origin])[0])
     queries = [(r.similar, embedder.embed([r.similar])[0]) for r in records]
     asks = [(q, v, store.search("bench", v, top_k)) for q, v in queries]
-    decision = VerifiedDecision(Verifier.load(model), threshold=0.5, min_similarity=0.0)
+    decision = VerifiedDecision(load_scorer(model), threshold=0.5, min_similarity=0.0)
     timings: list[float] = []
     for _ in range(rounds):
         for query, vector, candidates in asks:
             started = time.perf_counter()
-            decision.decide(query, vector, candidates)
+            decide(decision, query, vector, candidates)
             timings.append(time.perf_counter() - started)
     micros = sorted(t * 1e6 for t in timings)
     p50, p99 = micros[len(micros) // 2], micros[int(len(micros) * 0.99)]

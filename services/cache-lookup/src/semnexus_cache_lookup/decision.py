@@ -5,7 +5,10 @@ The vector store returns the nearest entries of the query's scope as
 :class:`HitDecision` looks at the query and those candidates and returns the one
 to serve, or ``None`` for a miss, together with the score that decided it
 (cosine for :class:`ThresholdDecision`, the verifier's probability for
-:class:`VerifiedDecision`). Decisions are pure: no I/O, no clock.
+:class:`VerifiedDecision`), in two steps (:meth:`HitDecision.nominate`, then
+:meth:`HitDecision.accepts`) so that the service can run the verifier once for
+a whole micro-batch between them; :func:`decide` runs both with the verifier
+inline (evaluation, tests). Decisions are pure: no I/O, no clock.
 
 :class:`ThresholdDecision` is one global cosine threshold, kept as the baseline
 that ``semnexus cache eval`` compares against. :class:`VerifiedDecision` scores
@@ -40,14 +43,60 @@ class Candidate:
     similarity: float
 
 
-class HitDecision(Protocol):
-    """Picks the candidate to serve, or none; returns it with its deciding score."""
+@dataclass(frozen=True, slots=True)
+class Nomination:
+    """The candidate a decision would serve, and the score it is judged by.
 
-    def decide(
-        self, query: str, query_vector: Vector, candidates: Sequence[Candidate]
-    ) -> tuple[Candidate | None, float]:
-        """The candidate to serve (``None``: miss) and the score behind the choice."""
+    ``score`` is ``None`` when the decision's scorer must still score the pair
+    (the service batches those across a micro-batch, off the event loop).
+    """
+
+    candidate: Candidate | None
+    score: float | None
+
+
+class HitDecision(Protocol):
+    """Picks the candidate to serve, or none, in two steps around the scorer.
+
+    :meth:`nominate` picks the one candidate that could be served (or none) and
+    says whether :attr:`scorer` must score it; :meth:`accepts` judges the score.
+    :func:`decide` runs both with the scorer inline; the service runs the scorer
+    for a whole micro-batch at once between them.
+    """
+
+    @property
+    def scorer(self) -> PairScorer | None:
+        """What scores a nominee whose score is ``None`` (``None``: never needed)."""
         ...
+
+    def nominate(self, query: str, candidates: Sequence[Candidate]) -> Nomination:
+        """The candidate to judge and, when known without the scorer, its score."""
+        ...
+
+    def accepts(self, score: float) -> bool:
+        """Whether a nominee with this score is served."""
+        ...
+
+
+def decide(
+    decision: HitDecision, query: str, query_vector: Vector, candidates: Sequence[Candidate]
+) -> tuple[Candidate | None, float]:
+    """The candidate to serve (``None``: miss) and the score behind the choice."""
+    nominee = decision.nominate(query, candidates)
+    if nominee.candidate is None:
+        return None, nominee.score or 0.0
+    score = nominee.score
+    if score is None:
+        scorer = decision.scorer
+        if scorer is None:
+            raise ValueError(f"{type(decision).__name__} nominated a candidate with no scorer")
+        best = nominee.candidate
+        score = float(
+            scorer.score_pairs(
+                [query], query_vector[np.newaxis, :], [best.text], best.vector[np.newaxis, :]
+            )[0]
+        )
+    return (nominee.candidate if decision.accepts(score) else None), score
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +105,21 @@ class ThresholdDecision:
 
     min_similarity: float = 0.9
 
-    def decide(
-        self, query: str, query_vector: Vector, candidates: Sequence[Candidate]
-    ) -> tuple[Candidate | None, float]:
-        """Top-1 by similarity, served at or above the threshold."""
+    @property
+    def scorer(self) -> PairScorer | None:
+        """Cosine needs no scorer."""
+        return None
+
+    def nominate(self, query: str, candidates: Sequence[Candidate]) -> Nomination:
+        """Top-1 by similarity, judged by its similarity."""
         if not candidates:
-            return None, 0.0
+            return Nomination(None, 0.0)
         best = max(candidates, key=lambda c: c.similarity)
-        return (best if best.similarity >= self.min_similarity else None), best.similarity
+        return Nomination(best, best.similarity)
+
+    def accepts(self, score: float) -> bool:
+        """At or above the threshold."""
+        return score >= self.min_similarity
 
 
 # --- learned verifier decision (issue 6) -------------------------------------------
@@ -72,10 +128,10 @@ class ThresholdDecision:
 class PairScorer(Protocol):
     """Probability that a cached text answers the query (the verifier's interface)."""
 
-    def score(
-        self, query: str, query_vector: Vector, texts: Sequence[str], vectors: Vector
+    def score_pairs(
+        self, a_texts: Sequence[str], a_vectors: Vector, b_texts: Sequence[str], b_vectors: Vector
     ) -> npt.NDArray[np.float64]:
-        """One probability per candidate row."""
+        """One probability per pair (a_i, b_i): the batch form."""
         ...
 
 
@@ -97,26 +153,29 @@ class VerifiedDecision:
     never served.
     """
 
-    scorer: PairScorer
+    verifier: PairScorer
     threshold: float
     min_similarity: float = 0.5
 
-    def decide(
-        self, query: str, query_vector: Vector, candidates: Sequence[Candidate]
-    ) -> tuple[Candidate | None, float]:
-        """The nearest candidate if verified, else a miss; with its probability."""
+    @property
+    def scorer(self) -> PairScorer | None:
+        """The verifier."""
+        return self.verifier
+
+    def nominate(self, query: str, candidates: Sequence[Candidate]) -> Nomination:
+        """An identical text (score 1), else the nearest above the floor, to be verified."""
         pool = [c for c in candidates if c.similarity >= self.min_similarity]
         if not pool:
-            return None, 0.0
+            return Nomination(None, 0.0)
         key = normalised(query)
         for candidate in pool:
             if normalised(candidate.text) == key:
-                return candidate, 1.0
-        best = max(pool, key=lambda c: c.similarity)
-        probability = float(
-            self.scorer.score(query, query_vector, [best.text], best.vector[np.newaxis, :])[0]
-        )
-        return (best if probability >= self.threshold else None), probability
+                return Nomination(candidate, 1.0)
+        return Nomination(max(pool, key=lambda c: c.similarity), None)
+
+    def accepts(self, score: float) -> bool:
+        """The verifier's probability reaches the tenant's operating point."""
+        return score >= self.threshold
 
 
 class OperatingPoint(BaseModel):

@@ -23,17 +23,12 @@ offline and prints its dimension, batched throughput and one-text latency
 
 :class:`EmbeddingQueue` is how the service calls an :class:`Embedder`: one
 model call at a time, in a worker thread, and every text that arrives while a
-call runs joins the next one. Concurrent micro-batches (the lookup runs with
-``concurrency`` > 1, and the writer embeds fills too) therefore never run the
-model side by side: on two cores, four parallel torch calls took 60 ms each at
-50 requests/s and 2 s each under load (BENCHMARKS.md, "Cache-lookup"), where one
-merged call takes about 10 ms for one text and 3 ms a text batched.
+call runs joins the next one (:mod:`semnexus_cache_lookup.batching`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
@@ -44,6 +39,8 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from semnexus_cache_lookup.batching import ModelQueue, empty_rows
 
 Vectors = npt.NDArray[np.float32]
 
@@ -68,63 +65,22 @@ class Embedder(Protocol):
         ...
 
 
-class EmbeddingQueue:
-    """Serialises an embedder's calls and merges the texts that queue up meanwhile."""
+class EmbeddingQueue(ModelQueue[str]):
+    """An :class:`Embedder` behind a :class:`~semnexus_cache_lookup.batching.ModelQueue`."""
 
     def __init__(self, embedder: Embedder, max_batch: int = 256) -> None:
+        super().__init__(
+            embedder.embed,
+            empty=empty_rows(embedder.dimensions),
+            max_batch=max_batch,
+            name="embed",
+        )
         self.embedder = embedder
         self.dimensions = embedder.dimensions
-        self.max_batch = max_batch
-        self._pending: list[tuple[list[str], asyncio.Future[Vectors]]] = []
-        self._running: asyncio.Task[None] | None = None
-
-    @property
-    def idle(self) -> bool:
-        """No model call is running or waiting: a new call would start at once."""
-        return not self._pending and (self._running is None or self._running.done())
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         """The vectors of ``texts``, from the next model call (shared with other callers)."""
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        done: asyncio.Future[Vectors] = asyncio.get_running_loop().create_future()
-        self._pending.append((list(texts), done))
-        if self._running is None or self._running.done():
-            self._running = asyncio.create_task(self._run(), name="semnexus-embed")
-        return await done
-
-    def _take(self) -> list[tuple[list[str], asyncio.Future[Vectors]]]:
-        taken: list[tuple[list[str], asyncio.Future[Vectors]]] = []
-        size = 0
-        while self._pending and (not taken or size + len(self._pending[0][0]) <= self.max_batch):
-            job = self._pending.pop(0)
-            taken.append(job)
-            size += len(job[0])
-        return taken
-
-    async def _run(self) -> None:
-        taken: list[tuple[list[str], asyncio.Future[Vectors]]] = []
-        try:
-            while self._pending:
-                taken = self._take()
-                texts = [text for job, _ in taken for text in job]
-                try:
-                    vectors = await asyncio.to_thread(self.embedder.embed, texts)
-                except Exception as exc:  # noqa: BLE001  (handed to every caller of this call)
-                    for _, done in taken:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                start = 0
-                for job, done in taken:
-                    if not done.done():
-                        done.set_result(vectors[start : start + len(job)])
-                    start += len(job)
-        finally:
-            # Cancelled mid-call: no caller may wait forever.
-            for _, done in [*taken, *self._pending]:
-                if not done.done():
-                    done.cancel()
+        return await self.submit(texts)
 
 
 def bundled_model_path() -> Path:

