@@ -1,4 +1,4 @@
-"""The committed verifier model: it loads, it is small, and it tells obvious pairs apart."""
+"""The committed MLP verifier model: it loads, it is small, and it tells obvious pairs apart."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 
 from semnexus_cache_lookup.embedder import SentenceTransformerEmbedder
-from semnexus_cache_lookup.verifier import DEFAULT_MODEL, MODELS_DIR, Verifier
+from semnexus_cache_lookup.verifier import MLP_MODEL, MODELS_DIR, Verifier
+
+from .cases import OBVIOUS_PAIRS
 
 
 def test_committed_model_loads_and_is_small() -> None:
     """The default model is a pickle-free .npz under 5 MB whose metadata matches its weights."""
-    weights = MODELS_DIR / f"{DEFAULT_MODEL}.npz"
+    weights = MODELS_DIR / f"{MLP_MODEL}.npz"
     assert weights.stat().st_size < 5 * 1024 * 1024
     verifier = Verifier.load()
-    metadata = json.loads((MODELS_DIR / f"{DEFAULT_MODEL}.json").read_text())
+    metadata = json.loads((MODELS_DIR / f"{MLP_MODEL}.json").read_text())
     assert verifier.weights.w1.shape[0] == metadata["features"]
     assert set(metadata["operating_points"]) >= {"p85", "p90"}
 
@@ -38,13 +40,7 @@ def test_separates_obvious_pairs_with_real_embeddings() -> None:
     """Paraphrases score above questions that differ in a number, a negation or a name."""
     embedder = SentenceTransformerEmbedder(threads=2)
     verifier = Verifier.load()
-    cases = [
-        ("How can I lose weight quickly?", "What is the fastest way to lose weight?", True),
-        ("How do I learn Python programming?", "What is the best way to learn Python?", True),
-        ("What are the top 10 movies of 2015?", "What are the top 10 movies of 2016?", False),
-        ("Why do cats purr?", "Why don't cats purr?", False),
-        ("Who is the CEO of Apple?", "Who is the CEO of Microsoft?", False),
-    ]
+    cases = OBVIOUS_PAIRS
     queries = embedder.embed([q for q, _, _ in cases])
     cached = embedder.embed([c for _, c, _ in cases])
     scores = verifier.score_pairs(

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from semnexus_cache_lookup.decision import OperatingPoint, OperatingPoints, TenantDecisions
 from semnexus_shared.events import (
@@ -342,32 +343,24 @@ async def test_a_paraphrase_uses_the_vector_embedded_ahead(harness: Harness) -> 
     assert harness.embedder.calls[calls:] == [1]
 
 
-async def test_a_batch_over_the_speculation_limit_never_embeds_exact_hits(tmp_path: Path) -> None:
-    """Under load (a batch over the limit) exact hits cost no model time at all."""
-    h = build_harness(tmp_path / "cache.db", speculative_embed_max_batch=2)
+@pytest.mark.parametrize(
+    ("limit", "repeats"),
+    [(2, 5), (0, 1)],
+    ids=["batch-over-the-limit", "speculation-off"],
+)
+async def test_exact_hits_cost_no_model_time_without_speculation(
+    tmp_path: Path, limit: int, repeats: int
+) -> None:
+    """A batch over speculative_embed_max_batch (load), or the limit 0, never embeds exact hits."""
+    h = build_harness(tmp_path / "cache.db", speculative_embed_max_batch=limit)
     await h.store.ensure()
     try:
         await h.miss_then_fill(make_request(request_id="r1"))
         calls = len(h.embedder.calls)
-        for i in range(5):
+        for i in range(repeats):
             h.request(make_request(request_id=f"again-{i}"))
         await h.run()
-        assert len(h.responses()) == 5
-        assert h.embedder.calls[calls:] == []
-    finally:
-        await h.store.close()
-
-
-async def test_speculation_off_embeds_only_after_the_exact_path(tmp_path: Path) -> None:
-    """speculative_embed_max_batch = 0: an exact repeat is never embedded."""
-    h = build_harness(tmp_path / "cache.db", speculative_embed_max_batch=0)
-    await h.store.ensure()
-    try:
-        await h.miss_then_fill(make_request(request_id="r1"))
-        calls = len(h.embedder.calls)
-        h.request(make_request(request_id="r2"))
-        await h.run()
-        assert len(h.responses()) == 1
+        assert len(h.responses()) == repeats
         assert h.embedder.calls[calls:] == []
     finally:
         await h.store.close()

@@ -37,9 +37,9 @@ from semnexus_cache_lookup.evaluation import (
     split_by_cluster,
 )
 from semnexus_cache_lookup.verifier import (
-    DEFAULT_MODEL,
     GUARD_NAMES,
     HASH_BUCKETS,
+    MLP_MODEL,
     Verifier,
     VerifierWeights,
     pair_features,
@@ -183,7 +183,7 @@ def train(
     embedder: Embedder,
     out_dir: Path,
     *,
-    name: str = DEFAULT_MODEL,
+    name: str = MLP_MODEL,
     recipe: Recipe | None = None,
     source: str = "",
 ) -> dict[str, Any]:

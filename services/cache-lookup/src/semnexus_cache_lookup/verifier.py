@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 Vector = npt.NDArray[np.float32]
 Matrix = npt.NDArray[np.float32]
 
-DEFAULT_MODEL = "qqp-minilm-verifier-v1"
+MLP_MODEL = "qqp-minilm-verifier-v1"
+CROSS_ENCODER_MODEL = "qqp-minilm-cross-v1"
+# What the service and the CLI load unless told otherwise.
+DEFAULT_MODEL = MLP_MODEL
 MODELS_DIR = Path(__file__).parent / "models"
 HASH_BUCKETS = 1024
 GUARD_NAMES = (
@@ -300,10 +303,10 @@ class Verifier:
     @property
     def name(self) -> str:
         """The model's name (its file stem)."""
-        return str(self.metadata.get("name", DEFAULT_MODEL))
+        return str(self.metadata.get("name", MLP_MODEL))
 
     @classmethod
-    def load(cls, name: str = DEFAULT_MODEL, directory: Path = MODELS_DIR) -> Verifier:
+    def load(cls, name: str = MLP_MODEL, directory: Path = MODELS_DIR) -> Verifier:
         """Load ``<directory>/<name>.npz`` and its ``.json`` metadata."""
         metadata = json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
         return cls(VerifierWeights.load(directory / f"{name}.npz"), metadata)
