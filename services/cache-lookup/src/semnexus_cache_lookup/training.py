@@ -460,3 +460,87 @@ def train_cross_encoder(
     )
     (out_dir / f"{name}.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     return metadata
+
+
+# --- the stack ----------------------------------------------------------------------------
+
+
+def train_stack(
+    pairs: list[LabelledPair],
+    embedder: Embedder,
+    out_dir: Path,
+    *,
+    name: str,
+    mlp_name: str,
+    cross_name: str,
+    gate_recall_loss: float = 0.01,
+    source: str = "",
+    confidence_z: float = 1.645,
+) -> dict[str, Any]:
+    """Fit the logistic layer and the gate on val over two trained members; measure on test."""
+    from semnexus_cache_lookup.crossencoder import CrossEncoder  # noqa: PLC0415
+    from semnexus_cache_lookup.stacking import (  # noqa: PLC0415
+        StackedScorer,
+        StackWeights,
+        fit_logistic,
+        logit,
+    )
+
+    started = time.perf_counter()
+    recipe = Recipe()
+    split = split_by_cluster(pairs, (recipe.train_fraction, recipe.val_fraction), recipe.split_seed)
+    mlp = Verifier.load(mlp_name, out_dir)
+    cross = CrossEncoder.load(cross_name, out_dir)
+
+    def signals(part: list[LabelledPair]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8]]:
+        queries, cached = [p.text_b for p in part], [p.text_a for p in part]
+        q, c = embedder.embed(queries), embedder.embed(cached)
+        columns = [
+            cross.logits(queries, cached),
+            np.einsum("ij,ij->i", q.astype(np.float64), c.astype(np.float64)),
+            mlp.score_pairs(queries, q, cached, c),
+        ]
+        return np.stack(columns, axis=1), np.array([p.label for p in part], dtype=np.int8)
+
+    val, val_labels = signals(split.val)
+    test, test_labels = signals(split.test)
+    features = np.stack([val[:, 0], val[:, 1], logit(val[:, 2])], axis=1)
+    w = fit_logistic(features, val_labels)
+    ungated = StackWeights(float(w[0]), float(w[1]), float(w[2]), float(w[3]), gate=0.0)
+    loose = calibrate(ungated.combine(*val.T), val_labels, 0.80, confidence_z).threshold
+    served = ungated.combine(*val.T) >= loose
+    # The gate keeps all but gate_recall_loss of what the stack serves at its loosest point.
+    gate = float(np.quantile(val[served, 2], gate_recall_loss)) if served.any() else 0.0
+    weights = StackWeights(ungated.cross, ungated.cosine, ungated.mlp, ungated.bias, gate)
+
+    def gated(columns: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.where(columns[:, 2] >= gate, weights.combine(*columns.T), 0.0)
+
+    val_scores, test_scores = gated(val), gated(test)
+    points = {
+        f"p{round(p * 100)}": min(1.0, calibrate(val_scores, val_labels, p, confidence_z).threshold)
+        for p in (0.80, 0.85, 0.90, 0.95)
+    }
+    metadata: dict[str, Any] = {
+        "name": name,
+        "kind": "stack",
+        "members": {"mlp": mlp_name, "cross_encoder": cross_name},
+        "weights": asdict(weights),
+        "gate_recall_loss": gate_recall_loss,
+        "gated_out_val_fraction": round(float((val[:, 2] < gate).mean()), 4),
+        "data": _data_record(pairs, split, source),
+        "operating_points": {k: round(v, 6) for k, v in points.items()},
+        "val": _figures(val_scores, val_labels, points),
+        "test": _figures(test_scores, test_labels, points),
+        "members_on_test": {
+            "cross_encoder": _figures(test[:, 0], test_labels, {}),
+            "cosine": _figures(test[:, 1], test_labels, {}),
+            "mlp": _figures(test[:, 2], test_labels, {}),
+        },
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "command": "semnexus cache train --kind stack --pairs ../shared/data/qqp_dev.jsonl",
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    StackedScorer.load(name, out_dir)  # refuse to leave a stack that does not load
+    return metadata

@@ -35,14 +35,16 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from semnexus_cache_lookup.crossencoder import CrossEncoder
+    from semnexus_cache_lookup.stacking import StackedScorer
 
 Vector = npt.NDArray[np.float32]
 Matrix = npt.NDArray[np.float32]
 
 MLP_MODEL = "qqp-minilm-verifier-v1"
 CROSS_ENCODER_MODEL = "qqp-minilm-cross-v1"
+STACK_MODEL = "qqp-minilm-stack-v1"
 # What the service and the CLI load unless told otherwise.
-DEFAULT_MODEL = MLP_MODEL
+DEFAULT_MODEL = STACK_MODEL
 MODELS_DIR = Path(__file__).parent / "models"
 HASH_BUCKETS = 1024
 GUARD_NAMES = (
@@ -327,12 +329,20 @@ class Verifier:
         return self.weights.probabilities(pair_features(a_texts, a_vectors, b_texts, b_vectors))
 
 
-def load_scorer(name: str = DEFAULT_MODEL, directory: Path = MODELS_DIR) -> Verifier | CrossEncoder:
-    """The named verifier model: a cross-encoder (``<name>.onnx``) or the MLP (``<name>.npz``)."""
+def load_scorer(
+    name: str = DEFAULT_MODEL, directory: Path = MODELS_DIR
+) -> Verifier | CrossEncoder | StackedScorer:
+    """The named verifier: a cross-encoder (``.onnx``), the MLP (``.npz``) or a stack (JSON)."""
     from semnexus_cache_lookup.crossencoder import GRAPH_SUFFIX, CrossEncoder  # noqa: PLC0415
+    from semnexus_cache_lookup.stacking import StackedScorer  # noqa: PLC0415
 
     if (directory / f"{name}{GRAPH_SUFFIX}").is_file():
         return CrossEncoder.load(name, directory)
     if (directory / f"{name}.npz").is_file():
         return Verifier.load(name, directory)
-    raise FileNotFoundError(f"no verifier model {name!r} in {directory} (.onnx or .npz)")
+    described = directory / f"{name}.json"
+    if described.is_file() and json.loads(described.read_text(encoding="utf-8")).get("kind") == (
+        "stack"
+    ):
+        return StackedScorer.load(name, directory)
+    raise FileNotFoundError(f"no verifier model {name!r} in {directory} (.onnx, .npz or stack)")
