@@ -28,6 +28,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from semnexus_cache_lookup.config import CacheSettings
 from semnexus_cache_lookup.crossencoder import CrossEncoder
 from semnexus_cache_lookup.decision import (
     HitDecision,
@@ -70,6 +71,8 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_CACHE = Path(".stack/cache/semnexus")
+# eval and calibrate embed as the service does by default; training uses torch's vectors.
+SERVICE_EMBEDDER = CacheSettings().embedder
 DEFAULT_TENANTS = Path("infra/cache-tenants.yaml")
 
 
@@ -136,7 +139,7 @@ def evaluate(
     top_k: int = typer.Option(5, help="candidates the store returns per query"),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, help="dataset embedding cache"),
     embedder_kind: EmbedderKind = typer.Option(
-        EmbedderKind.TORCH, "--embedder", help="runtime that embeds the dataset"
+        SERVICE_EMBEDDER, "--embedder", help="runtime that embeds the dataset (the service's)"
     ),
     store_kind: StoreKind = typer.Option(
         StoreKind.MEMORY,
@@ -220,11 +223,14 @@ def calibrate_command(
     tenants_file: Path = typer.Option(DEFAULT_TENANTS, help="operating points file to update"),
     model: str = typer.Option(DEFAULT_MODEL, help="verifier model name"),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, help="dataset embedding cache"),
+    embedder_kind: EmbedderKind = typer.Option(
+        SERVICE_EMBEDDER, "--embedder", help="runtime that embeds the dataset (the service's)"
+    ),
 ) -> None:
     """Pick the verifier threshold reaching --precision and write it for the tenant."""
     verifier = load_scorer(model)
     chosen = _select(load_pairs(pairs), part)
-    scores, labels = pair_scores(chosen, _embedder(cache_dir), verifier)
+    scores, labels = pair_scores(chosen, _embedder(cache_dir, embedder_kind), verifier)
     got = calibrate(scores, labels, precision, confidence_z)
     if got.threshold > 1.0:
         console.print(

