@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from semnexus_cache_lookup.cli_eval import app
+from semnexus_cache_lookup.cli_eval import SERVICE_EMBEDDER, app
 from semnexus_cache_lookup.decision import OperatingPoints
 from semnexus_cache_lookup.evaluation import CachedEmbedder
 
@@ -37,7 +37,8 @@ def cache_dir(tmp_path: Path) -> Path:
     vectors[texts.index("How can I learn Python?")] = vectors[texts.index("How do I learn Python?")]
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     directory = tmp_path / "embeddings"
-    CachedEmbedder(_no_model, directory).remember(texts, vectors)
+    # eval and calibrate embed with the service's runtime, which keeps its own shards.
+    CachedEmbedder(_no_model, directory / SERVICE_EMBEDDER.value).remember(texts, vectors)
     return directory
 
 
