@@ -55,7 +55,7 @@ $(STAMP)/jaeger: $(if $(wildcard infra/jaeger/bin/jaeger),,FORCE) infra/jaeger/g
 $(STAMP)/model: $(STAMP)/venv
 	@echo "setup: exporting the embedding model to ONNX (once) and checking it loads offline"
 	@$(VENV)/bin/python -m semnexus_cache_lookup.onnx_export
-	@$(VENV)/bin/python -m semnexus_cache_lookup.embedder --check --embedder torch --embedder onnx-fp32
+	@$(VENV)/bin/python -m semnexus_cache_lookup.embedder --check --embedder torch --embedder onnx-fp32 --embedder onnx-int8
 	@touch $@
 
 # Debian's chromium renders the ledger's page in a test.
