@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 from opentelemetry import trace
@@ -13,7 +14,7 @@ from semnexus_cache_lookup.config import CacheSettings, RequestRules
 from semnexus_cache_lookup.entry import CacheEntry
 from semnexus_cache_lookup.handlers import LookupHandler
 from semnexus_cache_lookup.policy import ThresholdDecisions
-from semnexus_cache_lookup.vectorstore import ScoredEntry
+from semnexus_cache_lookup.vectorstore import MilvusVectorStore, ScoredEntry
 from semnexus_shared.events import CacheScope, CompletionRequested, FinishReason, Usage, utc_now
 from semnexus_shared.scope import prompt_of, scope_of
 from semnexus_shared.stream import Emit, Inbound, Record
@@ -98,3 +99,16 @@ def test_hashing_embedder_is_normalised() -> None:
     vectors = HashingEmbedder().embed(["a b c", "d"])
     assert vectors.shape == (2, 384)
     assert abs(float((vectors[0] ** 2).sum()) - 1.0) < 1e-5
+
+
+def test_service_and_cli_open_the_store_the_settings_name(tmp_path: Path) -> None:
+    """Every setting that shapes the collection reaches the store (the CLI once missed one)."""
+    cache = CacheSettings(
+        vector_uri=str(tmp_path / "c.db"), collection="other", partition_key=False
+    )
+    store = MilvusVectorStore.configured(cache)
+    assert (store.uri, store.collection, store.partition_key) == (
+        str(tmp_path / "c.db"),
+        "other",
+        False,
+    )

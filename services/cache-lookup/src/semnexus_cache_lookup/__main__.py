@@ -24,14 +24,7 @@ def open_store(cache: CacheSettings) -> MilvusVectorStore:
     """The Milvus (or Milvus Lite) store of these settings, collection ensured."""
     if not is_server_uri(cache.vector_uri):
         Path(cache.vector_uri).parent.mkdir(parents=True, exist_ok=True)
-    store = MilvusVectorStore(
-        cache.vector_uri,
-        cache.collection,
-        cache.dimensions,
-        token=cache.vector_token,
-        consistency=cache.consistency,
-        partition_key=cache.partition_key,
-    )
+    store = MilvusVectorStore.configured(cache)
     asyncio.run(store.ensure())
     return store
 

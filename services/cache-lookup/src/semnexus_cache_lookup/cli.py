@@ -35,13 +35,7 @@ console = Console()
 def stats() -> None:
     """Entries per tenant in the vector store (expired but unpurged included)."""
     cache = Settings().cache
-    store = MilvusVectorStore(
-        cache.vector_uri,
-        cache.collection,
-        cache.dimensions,
-        token=cache.vector_token,
-        consistency=cache.consistency,
-    )
+    store = MilvusVectorStore.configured(cache)
 
     async def count() -> dict[str, int]:
         await store.ensure()

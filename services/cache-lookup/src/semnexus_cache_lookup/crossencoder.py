@@ -90,9 +90,8 @@ class CrossEncoder:
     def logits(self, a_texts: Sequence[str], b_texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """One logit per pair (a_i, b_i), each pair in its own run (see :attr:`chunk`)."""
         out = np.zeros(len(a_texts), dtype=np.float64)
-        order = sorted(range(len(a_texts)), key=lambda i: len(a_texts[i]) + len(b_texts[i]))
-        for start in range(0, len(order), self.chunk):
-            rows = order[start : start + self.chunk]
+        for start in range(0, len(a_texts), self.chunk):
+            rows = list(range(start, min(start + self.chunk, len(a_texts))))
             encodings = self._tokenizer.encode_batch([(a_texts[i], b_texts[i]) for i in rows])
             feeds = {
                 "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -116,9 +115,3 @@ class CrossEncoder:
         """Probability per pair; the vectors are not needed (verifier-compatible signature)."""
         del a_vectors, b_vectors
         return self.pair_probabilities(list(zip(a_texts, b_texts, strict=True)))
-
-    def score(
-        self, query: str, query_vector: Vector, texts: Sequence[str], vectors: Matrix
-    ) -> npt.NDArray[np.float64]:
-        """Probability per candidate that it asks the same question as ``query``."""
-        return self.score_pairs([query] * len(texts), vectors, list(texts), vectors)

@@ -145,10 +145,6 @@ class _Ahead:
     call: asyncio.Future[Vectors]
     started: float
 
-    def covers(self, pending: Sequence[_Lookup]) -> bool:
-        started = {id(i) for i in self.items}
-        return all(id(i) in started for i in pending)
-
     def settle(self) -> None:
         """Nobody awaits an unneeded call: collect its outcome so none goes unretrieved."""
         if not self.call.done():
@@ -374,7 +370,8 @@ class LookupHandler:
         return _Ahead(wanted, call, time.perf_counter())
 
     async def _embed(self, pending: Sequence[_Lookup], ahead: _Ahead | None) -> None:
-        if ahead is not None and ahead.covers(pending):
+        # The call ahead embedded every item that needs a vector, so it covers pending.
+        if ahead is not None:
             items, started = ahead.items, ahead.started
             vectors = await ahead.call
         else:

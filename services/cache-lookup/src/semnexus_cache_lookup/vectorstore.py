@@ -35,7 +35,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,9 @@ from semnexus_cache_lookup.entry import CacheEntry
 from semnexus_cache_lookup.errors import VectorStoreUnavailable
 from semnexus_shared.events import CacheScope, FinishReason, Usage
 from semnexus_shared.scope import scope_hash
+
+if TYPE_CHECKING:
+    from semnexus_cache_lookup.config import CacheSettings
 
 __all__ = ["MAX_TEXT_BYTES", "MilvusVectorStore", "ScoredEntry", "VectorStore"]
 
@@ -191,6 +194,18 @@ def is_server_uri(uri: str) -> bool:
 
 class MilvusVectorStore:
     """:class:`VectorStore` on pymilvus ``MilvusClient`` (Milvus Lite or a server)."""
+
+    @classmethod
+    def configured(cls, cache: CacheSettings) -> MilvusVectorStore:
+        """The store the settings name (the service and the CLI open the same one)."""
+        return cls(
+            cache.vector_uri,
+            cache.collection,
+            cache.dimensions,
+            token=cache.vector_token,
+            consistency=cache.consistency,
+            partition_key=cache.partition_key,
+        )
 
     def __init__(
         self,
