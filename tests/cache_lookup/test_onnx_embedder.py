@@ -19,6 +19,7 @@ from semnexus_cache_lookup.embedder import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     Vectors,
+    length_runs,
 )
 
 SENTENCES = [
@@ -174,6 +175,23 @@ def _fake_model(folder: Path) -> Path:
     for name in ("model.safetensors", "config.json", "tokenizer.json", "sentence_bert_config.json"):
         (folder / name).write_text(name)
     return folder
+
+
+def test_length_runs_keep_padding_within_budget() -> None:
+    lengths = [30, 12, 13, 12, 85, 14, 31, 12]
+    runs = length_runs(lengths, most=3, pad_budget=4)
+    # every text once, shortest first; no run over `most`
+    assert sorted(i for run in runs for i in run) == list(range(len(lengths)))
+    assert [lengths[run[0]] for run in runs] == sorted(lengths[run[0]] for run in runs)
+    assert all(len(run) <= 3 for run in runs)
+    # the three 12s fill a run; 13 and 14 pad by one and two tokens; 85 runs alone
+    assert [[lengths[i] for i in run] for run in runs] == [[12, 12, 12], [13, 14], [30, 31], [85]]
+    # padded tokens stay within the budget per text taken in
+    for run in runs:
+        padded = len(run) * max(lengths[i] for i in run)
+        assert padded - sum(lengths[i] for i in run) <= 4 * (len(run) - 1)
+    assert length_runs([], most=64, pad_budget=8) == []
+    assert length_runs([7] * 5, most=64, pad_budget=0) == [[0, 1, 2, 3, 4]]
 
 
 def test_export_key_follows_the_model_files(tmp_path: Path) -> None:

@@ -133,13 +133,20 @@ class OnnxEmbedder:
     the package's ``tokenizer.json`` truncating at 256 tokens (the model's
     ``max_seq_length``) and padding to the longest text of each chunk, mean pooling
     over the attention mask (``1_Pooling/config.json``), then L2 normalisation.
-    Texts are sorted by length and run 64 at a time, as sentence-transformers
-    does, so short texts do not pay for a long one's padding.
+
+    A run's cost is its padded tokens (rows x longest row), and questions
+    vary: QQP's are 14 tokens at the median and up to 85. So texts are sorted
+    by token count and cut into runs of nearly equal length
+    (:func:`length_runs`): 64 random QQP questions padded to their longest took
+    four times the compute of the same texts in such runs (BENCHMARKS.md,
+    "Cache-lookup").
     """
 
     dimensions = DIMENSIONS
     max_tokens = 256
     chunk = 64
+    # Padding a run may add per text it takes in, in tokens (see length_runs).
+    pad_budget = 8
 
     def __init__(self, graph: Path, tokenizer: Path, threads: int | None = 1) -> None:
         # Adapter imports; onnxruntime ships no type information.
@@ -150,7 +157,8 @@ class OnnxEmbedder:
         # tokenizer.json says "truncate at 128, pad to 128"; sentence-transformers
         # truncates at max_seq_length and pads per batch.
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106  (a token, not a secret)
+        # No padding here: each run is padded to its own longest text below.
+        self._tokenizer.no_padding()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or 0
@@ -175,16 +183,18 @@ class OnnxEmbedder:
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed a batch of texts (normalised; empty input gives an empty matrix)."""
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.chunk):
-            rows = order[start : start + self.chunk]
-            out[rows] = self._embed_chunk([texts[i] for i in rows])
+        token_ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+        for rows in length_runs([len(t) for t in token_ids], self.chunk, self.pad_budget):
+            out[rows] = self._embed_run([token_ids[i] for i in rows])
         return out
 
-    def _embed_chunk(self, texts: list[str]) -> Vectors:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _embed_run(self, token_ids: list[list[int]]) -> Vectors:
+        longest = max(len(t) for t in token_ids)
+        ids = np.zeros((len(token_ids), longest), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, tokens in enumerate(token_ids):
+            ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         (hidden,) = self._session.run(
             None, {name: value for name, value in feeds.items() if name in self._inputs}
@@ -193,6 +203,29 @@ class OnnxEmbedder:
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return np.asarray(pooled / np.clip(norms, 1e-12, None), dtype=np.float32)
+
+
+def length_runs(lengths: Sequence[int], most: int, pad_budget: int) -> list[list[int]]:
+    """Indexes of texts grouped into model runs of nearly equal length, shortest first.
+
+    Sorted by length, a run takes the next text while it has fewer than ``most``
+    and the padding the text adds to the run (the rows already in it times how
+    much longer the text is than their longest) is at most ``pad_budget`` tokens;
+    otherwise that text starts the next run.
+    """
+    runs: list[list[int]] = []
+    run: list[int] = []
+    longest = 0
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
+        length = lengths[index]
+        if run and (len(run) >= most or len(run) * (length - longest) > pad_budget):
+            runs.append(run)
+            run = []
+        run.append(index)
+        longest = length
+    if run:
+        runs.append(run)
+    return runs
 
 
 def open_embedder(
