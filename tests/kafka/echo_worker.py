@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from collections.abc import Sequence
 from pathlib import Path
+
+import structlog
 
 from semnexus_shared.config import ServiceSettings
 from semnexus_shared.events import CacheInvalidated, CompletionRequested, InvalidationTarget
@@ -22,6 +25,8 @@ from semnexus_shared.serde import Codec, SchemaRegistry
 from semnexus_shared.stream import Inbound, Pipeline, Route, for_each
 from semnexus_shared.stream.kafka import FaustBus
 from semnexus_shared.tracing import configure_tracing
+
+log = structlog.get_logger("echo_worker")
 
 
 def main() -> None:
@@ -67,6 +72,18 @@ def main() -> None:
             concurrency=args.concurrency,
         )
     )
+
+    async def report_logging() -> None:
+        # What the worker left of logging once started (tests read it from stdout).
+        root = logging.getLogger()
+        log.warning(
+            "worker started",
+            root_level=logging.getLevelName(root.getEffectiveLevel()),
+            aiokafka_debug=logging.getLogger("aiokafka").isEnabledFor(logging.DEBUG),
+            root_handlers=len(root.handlers),
+        )
+
+    bus.on_start(report_logging)
     bus.run(loglevel="warning")
 
 

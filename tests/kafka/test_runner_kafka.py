@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 from collections import Counter
@@ -69,6 +70,14 @@ async def test_round_trip_keeps_keys_and_trace_context(
         assert record.key == rid.encode()
         traceparent = dict(record.headers)["traceparent"].decode()
         assert traceparent.split("-")[1] == sent_traces[rid]
+    # faust left logging as configure_logging set it: one JSON object a line,
+    # no spinner escapes, no debug records built for nobody.
+    lines = [json.loads(line) for line in worker.output().splitlines() if line.strip()]
+    started = [line for line in lines if line.get("event") == "worker started"]
+    assert started, worker.output()[-3000:]
+    assert started[0]["root_level"] == "WARNING"
+    assert started[0]["aiokafka_debug"] is False
+    assert started[0]["root_handlers"] == 1
 
 
 async def test_undecodable_messages_never_stop_a_partition(

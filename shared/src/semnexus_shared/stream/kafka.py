@@ -185,8 +185,26 @@ class FaustBus:
         task.__name__ = task.__qualname__ = getattr(hook, "__name__", "hook")
         self.app.task(task)
 
+    def worker(self, loglevel: str = "warning") -> faust.Worker:
+        """The faust worker for this bus, leaving logging as :mod:`semnexus_shared.logs` set it.
+
+        By default faust's worker reconfigures logging and, for its terminal
+        spinner, sets the root logger to DEBUG with a handler of its own: every
+        aiokafka and faust debug call then builds a record (a few percent of a
+        busy service's CPU) and the spinner writes cursor escapes into the JSON
+        log stream.
+        """
+        worker = faust.Worker(
+            self.app,
+            loglevel=loglevel,
+            quiet=True,
+            redirect_stdouts=False,
+            override_logging=False,
+        )
+        worker.spinner = None
+        return worker
+
     def run(self, loglevel: str = "warning") -> NoReturn:
         """Start the faust worker in this process; returns only by exiting."""
-        worker = faust.Worker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-        worker.execute_from_commandline()
+        self.worker(loglevel).execute_from_commandline()
         raise SystemExit(0)  # pragma: no cover  (execute_from_commandline exits)
