@@ -71,10 +71,12 @@ from semnexus_shared.events import (
 from semnexus_shared.scope import normalise_prompt, request_key, scope_key, scope_of
 from semnexus_shared.serde import Codec, SchemaRegistry
 from semnexus_shared.topics import TopicNames, apply_topics, partitions_of
+from tests.bench.cleanup import delete_topics, drop_collection
 
 REPO = Path(__file__).resolve().parents[2]
 # the shared data folder beside the checkout (read there, never copied in)
 QQP = Path(__file__).resolve().parents[3] / "shared" / "data" / "qqp_dev.jsonl"
+MILVUS = "http://127.0.0.1:19530"
 SYSTEM = "You are a helpful assistant."
 ANSWER = "A stored answer of about the usual length for a short factual question. " * 4
 
@@ -306,7 +308,7 @@ def start_service(prefix: str, collection: str, extra: dict[str, str], log: Path
         **os.environ,
         "SEMNEXUS_TOPICS__PREFIX": prefix,
         "SEMNEXUS_SERVICE_NAME": prefix + "cache-lookup",
-        "SEMNEXUS_CACHE__VECTOR_URI": "http://127.0.0.1:19530",
+        "SEMNEXUS_CACHE__VECTOR_URI": MILVUS,
         "SEMNEXUS_CACHE__COLLECTION": collection,
         "SEMNEXUS_TELEMETRY__ENABLED": "false",
         "SEMNEXUS_LOG__LEVEL": "WARNING",
@@ -414,6 +416,8 @@ async def bench(args: argparse.Namespace) -> int:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        drop_collection(MILVUS, collection)
+        await delete_topics(kafka, prefix)
     print()
     print(f"settings: {extra or 'defaults'}; tenant {args.tenant!r}; service log {log}")
     print()

@@ -64,6 +64,7 @@ from semnexus_shared.client import ClientError, SemNexusClient
 from semnexus_shared.config import KafkaSettings, TopicSettings
 from semnexus_shared.events import CacheMode, CachePolicy
 from semnexus_shared.topics import TopicNames, apply_topics, partitions_of
+from tests.bench.cleanup import delete_topics, drop_collection
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / ".stack" / "bench"
@@ -240,30 +241,6 @@ async def start_semnexus(
 def collection_of(prefix: str) -> str:
     """The private Milvus collection of this run."""
     return "bench_" + prefix.strip(".").replace("-", "_")
-
-
-def drop_collection(name: str) -> None:
-    """Remove this run's collection from the Milvus server, if it was created."""
-    from pymilvus import MilvusClient  # noqa: PLC0415  (heavy; only at the end)
-
-    with contextlib.suppress(Exception):
-        client = MilvusClient(uri=MILVUS, timeout=10)
-        if client.has_collection(name):
-            client.drop_collection(name)
-
-
-async def delete_topics(kafka: KafkaSettings, prefix: str) -> None:
-    """Delete this run's topics (they are the bench's alone)."""
-    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.servers)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
 
 
 # ── machine sharing and the local stack ─────────────────────────────────────────
@@ -626,9 +603,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
             procs.check_alive()
     finally:
         procs.stop()
-        drop_collection(collection_of(prefix))
-        with contextlib.suppress(Exception):
-            await delete_topics(kafka, prefix)
+        drop_collection(MILVUS, collection_of(prefix))
+        await delete_topics(kafka, prefix)
     print(f"configs and every process's log: {workdir}", file=sys.stderr)
     return rows
 

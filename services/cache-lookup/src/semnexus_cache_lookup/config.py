@@ -38,10 +38,11 @@ Why the defaults:
   p50 111 ms and 256 batched ran 84/s, against 15 ms and 177/s on one thread
   (BENCHMARKS.md, "Cache-lookup"). Raise it on a host with idle cores. The same
   number is onnxruntime's intra-op thread count.
-- ``kafka.batch_linger_s = 0.002`` (the shared default is 5 ms): the runner's
-  micro-batch tick. A cached answer is a few milliseconds of work, so a 5 ms tick
-  was a fifth of a semantic hit's latency; under load a poll still brings many
-  requests into one batch, so batching does not need the wait.
+- ``kafka.batch_linger_s = 0.002`` (the shared default is 5 ms): how long the
+  runner's micro-batch waits after its first request for more. A cached answer
+  is a few milliseconds of work, so 5 ms was a fifth of a semantic hit's
+  latency; under load a poll still brings many requests into one batch, so
+  batching does not need the wait.
 - ``speculative_embed_max_batch = 8``: a batch this small (light load) starts
   embedding its prompts while the exact path looks them up, when the model is
   idle, so a semantic hit does not pay for the exact lookup first; an exact hit

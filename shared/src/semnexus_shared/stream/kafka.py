@@ -16,6 +16,7 @@ bookkeeping; this module adds what SemNexus needs on top:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import tempfile
@@ -81,6 +82,64 @@ def _record(event: Any) -> Record:
         headers=tuple((k, bytes(v or b"")) for k, v in headers),
         timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
     )
+
+
+class _Batch:
+    """One agent's micro-batch: it starts with an event and closes when full or lingered.
+
+    faust's ``take_events`` wakes every ``within`` seconds whether or not an
+    event came: at cache-lookup's 2 ms linger, an idle process spent 15 % of a
+    core on its agents' timers. Here nothing runs until an event arrives; the
+    first event of a batch arms one timer, and the batch is processed when
+    ``most`` events are in or ``linger`` has passed, like a Kafka producer's
+    ``linger.ms``. One batch is processed at a time per agent; a full batch
+    holds the agent (and so the partitions' flow into it) until it is done.
+    Events are acknowledged only after :meth:`Pipeline.process` returned.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        producer: _FaustProducer,
+        crash: Callable[[str], NoReturn],
+        ack: Callable[[Any], Awaitable[bool]],
+    ) -> None:
+        self._pipeline = pipeline
+        self._producer = producer
+        self._crash = crash
+        self._ack = ack
+        self._events: list[Any] = []
+        self._turn = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def add(self, event: Any, most: int, linger: float) -> None:
+        self._events.append(event)
+        if len(self._events) >= most:
+            await self.flush()
+        elif len(self._events) == 1:
+            self._timer = asyncio.get_running_loop().call_later(linger, self._lingered)
+
+    def _lingered(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self.flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def flush(self) -> None:
+        async with self._turn:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            events, self._events = self._events, []
+            if not events:
+                return
+            try:
+                await self._pipeline.process([_record(e) for e in events], self._producer)
+                for event in events:
+                    await self._ack(event)
+            except BaseException as exc:  # noqa: BLE001  (any failure must stop the process)
+                self._crash(f"{self._pipeline.name}: {type(exc).__name__}: {exc}")
 
 
 class FaustBus:
@@ -159,11 +218,10 @@ class FaustBus:
         linger = self.settings.kafka.batch_linger_s
 
         async def batched(stream: Any) -> None:
-            async for events in stream.take_events(pipeline.max_batch, within=linger):
-                try:
-                    await pipeline.process([_record(e) for e in events], producer)
-                except BaseException as exc:  # noqa: BLE001  (any failure must stop the process)
-                    crash(f"{pipeline.name}: {type(exc).__name__}: {exc}")
+            manual = stream.noack()
+            batch = _Batch(pipeline, producer, crash, manual.ack)
+            async for event in manual.events():
+                await batch.add(event, pipeline.max_batch, linger)
 
         async def one_by_one(stream: Any) -> None:
             async for event in stream.events():
