@@ -131,7 +131,7 @@ class OnnxEmbedder:
 
     The same vectors as :class:`SentenceTransformerEmbedder` up to quantisation:
     the package's ``tokenizer.json`` truncating at 256 tokens (the model's
-    ``max_seq_length``) and padding to the longest text of each chunk, mean pooling
+    ``max_seq_length``) and padding to the longest text of each run, mean pooling
     over the attention mask (``1_Pooling/config.json``), then L2 normalisation.
 
     A run's cost is its padded tokens (rows x longest row), and questions
