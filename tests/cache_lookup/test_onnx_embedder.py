@@ -162,11 +162,16 @@ def test_int8_ranks_pairs_like_torch(
 
 @pytest.mark.model
 def test_batch_padding_does_not_change_a_vector(fp32_embedder: OnnxEmbedder) -> None:
-    """A text embedded alone or beside a much longer one gets the same vector."""
+    """A text embedded alone, padded in a run, or beside a much longer one gets the same vector."""
     short, long = SENTENCES[0], SENTENCES[-1]
+    near = "How do I reset my password on my phone?"  # a few tokens longer: same run, so padded
+    lengths = [len(e.ids) for e in fp32_embedder._tokenizer.encode_batch([short, near])]
+    assert 0 < lengths[1] - lengths[0] <= fp32_embedder.pad_budget
+    assert length_runs(lengths, fp32_embedder.chunk, fp32_embedder.pad_budget) == [[0, 1]]
     alone = fp32_embedder.embed([short])
-    together = fp32_embedder.embed([long, short, long])
+    together = fp32_embedder.embed([long, short, near, long])
     assert float(_cosines(alone, together[1:2])[0]) >= 0.99999
+    assert float(_cosines(fp32_embedder.embed([near]), together[2:3])[0]) >= 0.99999
     assert fp32_embedder.embed([]).shape == (0, 384)
 
 
