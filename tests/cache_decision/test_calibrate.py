@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from semnexus_cache_lookup.evaluation import LabelledPair, calibrate, measure, split_by_cluster
+from semnexus_cache_lookup.evaluation import (
+    LabelledPair,
+    calibrate,
+    implied_pairs,
+    measure,
+    split_by_cluster,
+)
 
 
 def _synthetic(n: int = 4000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -61,3 +67,47 @@ def test_split_by_cluster_keeps_each_question_in_one_part() -> None:
     assert split.test
     again = split_by_cluster(list(reversed(pairs)), (0.6, 0.2))
     assert set(again.test) == set(split.test)
+
+
+def _implied(pairs: list[LabelledPair], per_question: int = 10) -> dict[frozenset[str], int]:
+    return {frozenset((p.text_a, p.text_b)): p.label for p in implied_pairs(pairs, per_question)}
+
+
+def test_implied_pairs_follow_transitivity() -> None:
+    """A~B and B~C imply A~C; A~B and A≁D imply B≁D; nothing already labelled comes back."""
+    pairs = [
+        LabelledPair("a?", "b?", 1),
+        LabelledPair("b?", "c?", 1),
+        LabelledPair("a?", "d?", 0),
+    ]
+    assert _implied(pairs) == {
+        frozenset(("a?", "c?")): 1,
+        frozenset(("b?", "d?")): 0,
+        frozenset(("c?", "d?")): 0,
+    }
+
+
+def test_contradicting_labels_imply_nothing() -> None:
+    """A cluster holding a label-0 pair (noise in the labels) is not extended either way."""
+    pairs = [
+        LabelledPair("a?", "b?", 1),
+        LabelledPair("b?", "c?", 1),
+        LabelledPair("c?", "a?", 0),
+        LabelledPair("a?", "d?", 0),
+    ]
+    assert _implied(pairs) == {}
+
+
+def test_a_large_cluster_adds_a_bounded_number_of_pairs() -> None:
+    """Twenty questions that all mean the same imply 190 pairs; the cap keeps per_question each."""
+    hub = "hub?"
+    pairs = [LabelledPair(hub, f"spoke {i}?", 1) for i in range(19)]
+    got = implied_pairs(pairs, per_question=2)
+    assert len(got) == 2 * 20
+    assert all(p.label == 1 for p in got)
+    assert len({frozenset((p.text_a, p.text_b)) for p in got}) == len(got)
+    assert not {frozenset((p.text_a, p.text_b)) for p in got} & {
+        frozenset((p.text_a, p.text_b)) for p in pairs
+    }
+    assert implied_pairs(list(pairs), per_question=2) == got  # the same draw every run
+    assert len(implied_pairs(pairs, per_question=0)) == 0

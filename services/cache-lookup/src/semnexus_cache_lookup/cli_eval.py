@@ -287,6 +287,11 @@ def train_command(
     name: str | None = typer.Option(None, help="model name (default: the kind's shipped name)"),
     epochs: int | None = typer.Option(None, help="cross-encoder: passes over the train split"),
     threads: int | None = typer.Option(None, help="cross-encoder: torch threads"),
+    implied: int = typer.Option(
+        0,
+        "--implied-per-question",
+        help="cross-encoder: also train on pairs the labels imply, at most N per question",
+    ),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, help="dataset embedding cache (mlp)"),
 ) -> None:
     """Retrain a verifier reproducibly; prints val/test figures as JSON.
@@ -319,7 +324,9 @@ def train_command(
         name = name or CROSS_ENCODER_MODEL
         defaults = training.CrossEncoderRecipe()
         recipe = training.CrossEncoderRecipe(
-            epochs=epochs or defaults.epochs, threads=threads or defaults.threads
+            epochs=epochs or defaults.epochs,
+            threads=threads or defaults.threads,
+            implied_per_question=implied,
         )
         metadata = training.train_cross_encoder(
             labelled, out, name=name, recipe=recipe, source=pairs.name, progress=console.print

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import math
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -99,16 +101,8 @@ class Split:
     test: list[LabelledPair]
 
 
-def split_by_cluster(
-    pairs: Sequence[LabelledPair],
-    fractions: tuple[float, float] = (0.7, 0.15),
-    seed: str = "semnexus",
-) -> Split:
-    """Split by connected component of the question graph (train, val, rest → test).
-
-    A component goes to a part by a hash of its smallest question and ``seed``,
-    so the assignment is deterministic and does not depend on file order.
-    """
+def components(edges: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each text of ``edges`` mapped to the smallest text of its connected component."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -119,18 +113,77 @@ def split_by_cluster(
         parent[x] = root
         return root
 
-    for pair in pairs:
-        ra, rb = find(pair.text_a), find(pair.text_b)
+    for a, b in edges:
+        ra, rb = find(a), find(b)
         if ra != rb:
+            # The smaller text stays the root, so a root is its component's smallest text.
             parent[max(ra, rb)] = min(ra, rb)
-    smallest: dict[str, str] = {}
-    for text in list(parent):
-        root = find(text)
-        smallest[root] = min(smallest.get(root, text), text)
+    return {text: find(text) for text in list(parent)}
+
+
+def implied_pairs(
+    pairs: Sequence[LabelledPair], per_question: int = 2, seed: str = "semnexus"
+) -> list[LabelledPair]:
+    """Pairs the labels imply that ``pairs`` do not hold, for training on more of the same data.
+
+    "Same question" is transitive: questions joined by label-1 pairs form a
+    cluster, and any two of its members are a positive. A label-0 pair says its
+    two clusters differ, so any member of one against any member of the other is
+    a negative. Where the labels contradict each other (a label-0 pair inside one
+    cluster) that cluster implies nothing. A large cluster would imply pairs by
+    the thousand and drown the rest, so each source (a cluster, or a label-0 pair)
+    adds at most ``per_question`` pairs per question it holds, drawn with ``seed``.
+    """
+    cluster = components((p.text_a, p.text_b) for p in pairs if p.label == 1)
+    members: dict[str, list[str]] = {}
+    for text in sorted({t for p in pairs for t in (p.text_a, p.text_b)}):
+        members.setdefault(cluster.get(text, text), []).append(text)
+    contradicted = {
+        cluster[p.text_a]
+        for p in pairs
+        if p.label == 0 and cluster.get(p.text_a, p.text_a) == cluster.get(p.text_b, p.text_b)
+    }
+    held = {frozenset((p.text_a, p.text_b)) for p in pairs}
+    draw = random.Random(seed)
+    out: list[LabelledPair] = []
+
+    def take(candidates: list[tuple[str, str]], label: int, most: int) -> None:
+        fresh = [(a, b) for a, b in candidates if frozenset((a, b)) not in held]
+        for a, b in draw.sample(fresh, min(most, len(fresh))):
+            held.add(frozenset((a, b)))
+            out.append(LabelledPair(a, b, label))
+
+    for root, texts in members.items():
+        if len(texts) > 2 and root not in contradicted:
+            take(list(itertools.combinations(texts, 2)), 1, per_question * len(texts))
+    for p in pairs:
+        if p.label != 0:
+            continue
+        ra, rb = cluster.get(p.text_a, p.text_a), cluster.get(p.text_b, p.text_b)
+        if ra == rb or ra in contradicted or rb in contradicted:
+            continue
+        side_a, side_b = members[ra], members[rb]
+        if len(side_a) + len(side_b) > 2:
+            grid = list(itertools.product(side_a, side_b))
+            take(grid, 0, per_question * (len(side_a) + len(side_b)))
+    return out
+
+
+def split_by_cluster(
+    pairs: Sequence[LabelledPair],
+    fractions: tuple[float, float] = (0.7, 0.15),
+    seed: str = "semnexus",
+) -> Split:
+    """Split by connected component of the question graph (train, val, rest → test).
+
+    A component goes to a part by a hash of its smallest question and ``seed``,
+    so the assignment is deterministic and does not depend on file order.
+    """
+    component = components((pair.text_a, pair.text_b) for pair in pairs)
     train_cut, val_cut = fractions[0], fractions[0] + fractions[1]
     parts: tuple[list[LabelledPair], list[LabelledPair], list[LabelledPair]] = ([], [], [])
     for pair in pairs:
-        key = f"{seed}\n{smallest[find(pair.text_a)]}".encode()
+        key = f"{seed}\n{component[pair.text_a]}".encode()
         draw = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
         part = 0 if draw < train_cut else 1 if draw < val_cut else 2
         parts[part].append(pair)
