@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pytest
 
 from semnexus_cache_lookup.decision import OperatingPoint, OperatingPoints, TenantDecisions
+from semnexus_cache_lookup.handlers import RecentKeys
 from semnexus_shared.events import (
     CacheInvalidated,
     CacheMode,
@@ -329,6 +330,49 @@ async def test_light_load_embeds_ahead_but_an_exact_hit_reports_no_embedding(
     assert "embed" not in {s.stage for s in hit.latency}
     # Speculation: the exact repeat was embedded while it was looked up, in one call.
     assert harness.embedder.calls[calls:] == [1]
+
+
+@pytest.mark.parametrize(("remembered", "embeds"), [(4096, []), (0, [1])], ids=["default", "off"])
+async def test_a_recent_exact_hit_is_not_embedded_ahead_again(
+    tmp_path: Path, remembered: int, embeds: list[int]
+) -> None:
+    """Once a prompt hit the exact path, its next lone repeat skips the speculative call."""
+    h = build_harness(tmp_path / "cache.db", recent_exact_hits=remembered)
+    await h.store.ensure()
+    try:
+        await h.miss_then_fill(make_request(request_id="r1"))
+        h.request(make_request(request_id="r2"))
+        await h.run()
+        calls = len(h.embedder.calls)
+        h.request(make_request(request_id="r3"))
+        await h.run()
+        [*_, hit] = h.responses()
+        assert hit.source is not None
+        assert hit.source.similarity == 1.0
+        assert h.embedder.calls[calls:] == embeds
+        # A paraphrase of it is still embedded ahead, and served from that one call.
+        calls = len(h.embedder.calls)
+        h.request(make_request(PARAPHRASE, request_id="r4"))
+        await h.run()
+        assert h.embedder.calls[calls:] == [1]
+    finally:
+        await h.store.close()
+
+
+def test_recent_keys_forget_the_oldest_and_what_missed() -> None:
+    """A bounded memory: the oldest key goes first, a key added again is the newest."""
+    keys = RecentKeys(2)
+    for key in ("a", "b", "a", "c"):
+        keys.add(key)
+    assert "a" in keys
+    assert "c" in keys
+    assert "b" not in keys
+    keys.discard("a")
+    keys.discard("never")
+    assert len(keys) == 1
+    off = RecentKeys(0)
+    off.add("a")
+    assert "a" not in off
 
 
 async def test_a_paraphrase_uses_the_vector_embedded_ahead(harness: Harness) -> None:

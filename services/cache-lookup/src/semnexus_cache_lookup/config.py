@@ -48,6 +48,12 @@ Why the defaults:
   idle, so a semantic hit does not pay for the exact lookup first; an exact hit
   just drops its vector. Larger batches (load) embed only what the exact path
   missed, so exact hits never spend model time then. 0 turns it off.
+- ``recent_exact_hits = 4096``: how many exact-hit keys the lookup remembers. A
+  small batch whose prompts all hit the exact path lately is not embedded ahead:
+  a repeat (a viral question) will most likely hit again, and its speculative
+  call would be one model call thrown away, holding the one model queue while a
+  paraphrase waits behind it. A key that then misses is forgotten. 0: always
+  speculate.
 - ``decision = "verifier"`` with ``infra/cache-tenants.yaml``: the learned hit
   decision at each tenant's calibrated operating point; ``verifier_model``
   ``None`` is the stacked verifier (:mod:`semnexus_cache_lookup.stacking`: MLP
@@ -94,6 +100,7 @@ class CacheSettings(_Section):
     writer_batch_size: int = Field(default=64, ge=1)
     concurrency: int = Field(default=4, ge=1)
     speculative_embed_max_batch: int = Field(default=8, ge=0)
+    recent_exact_hits: int = Field(default=4096, ge=0)
     coalescing_window_s: float = Field(default=2.0, ge=0.0)
     coalescing_max_waiters: int = Field(default=64, ge=0)
     purge_interval_s: float = Field(default=300.0, gt=0.0)

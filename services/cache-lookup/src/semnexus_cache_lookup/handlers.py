@@ -15,7 +15,9 @@ request, in this order:
 3. exact path: one primary-key lookup for the whole batch (entry id = exact
    key), no embedding; a small batch (``speculative_embed_max_batch``) with the
    model idle starts step 5's model call before this lookup and keeps only the
-   vectors of what the exact path missed;
+   vectors of what the exact path missed, unless each of its prompts was an
+   exact hit lately (:class:`RecentKeys`): a repeat will most likely hit again,
+   and its vector would be thrown away;
 4. coalescing: a twin of a miss in flight from an earlier batch waits for it
    (:mod:`~semnexus_cache_lookup.coalescing`); a twin of a miss in this same
    batch shares its leader's hit, or, when the leader misses, is re-published
@@ -47,7 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -153,6 +155,33 @@ class _Ahead:
             self.call.exception()
 
 
+class RecentKeys:
+    """The ``capacity`` keys added most recently; the oldest is forgotten first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, key: str) -> None:
+        """Remember ``key`` as the newest (a no-op at capacity 0)."""
+        if self.capacity <= 0:
+            return
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        if len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        """Forget ``key`` if it is remembered."""
+        self._keys.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 def _collect(call: asyncio.Future[Vectors]) -> None:
     if not call.cancelled():
         call.exception()
@@ -232,6 +261,8 @@ class LookupHandler:
         self.replies = ReplyPolicy(default_reply_topic, frozenset(rules.reply_topics))
         self.reply_topics: Collection[str] = frozenset({default_reply_topic, *rules.reply_topics})
         self.clock = clock
+        # Exact keys that hit lately: a batch of only these skips speculative embedding.
+        self.recent_exact_hits = RecentKeys(settings.recent_exact_hits)
 
     async def __call__(self, batch: Sequence[Inbound[Any]]) -> list[Outcomes]:
         """Decide every request of the batch; one list of outcomes (or its future) each."""
@@ -334,6 +365,9 @@ class LookupHandler:
             if entry is not None and self._servable(item, entry, now):
                 item.hit = (entry, 1.0)
                 item.outcomes = self._hit(item, entry, 1.0, now)
+                self.recent_exact_hits.add(item.key)
+            else:
+                self.recent_exact_hits.discard(item.key)
 
     # ── stage 3: coalescing ───────────────────────────────────────────────────
 
@@ -364,6 +398,7 @@ class LookupHandler:
             not wanted
             or len(live) > self.settings.speculative_embed_max_batch
             or not self.embedding.idle
+            or all(i.key in self.recent_exact_hits for i in wanted)
         ):
             return None
         call = asyncio.ensure_future(self.embedding.embed([i.prompt for i in wanted]))
