@@ -9,7 +9,8 @@ What it does, bounded in time (about 5 minutes with the defaults):
    embedding shards in ``.stack/cache/semnexus``) published to ``cache.fill``;
 2. starts ``python -m semnexus_cache_lookup`` as its own process (Milvus server,
    telemetry off) and waits until the last fill is served;
-3. (a) exact repeats of stored questions and (b) QQP paraphrases of stored
+3. (a) exact repeats of stored questions (``--exact-pool N``: only N of them,
+   over and over, as in a viral spike) and (b) QQP paraphrases of stored
    questions (``text_b`` of duplicate pairs), each open loop at ``--rate``
    requests/s for ``--duration`` s after a warm-up; latency = the response
    consumed here minus the request's produce call here;
@@ -387,7 +388,7 @@ async def bench(args: argparse.Namespace) -> int:
         print(f"# service up and {len(stored)} entries served after {ready:.0f}s", flush=True)
         await harness.open_loop("warm-up", exact[-500:] + paraphrases[-500:], args.rate, 10)
         phases = [
-            ("a: exact repeats", exact, args.rate, args.duration),
+            ("a: exact repeats", exact[: args.exact_pool or None], args.rate, args.duration),
             ("b: paraphrases", paraphrases, args.rate, args.duration),
         ]
         for name, texts, rate, seconds in phases:
@@ -439,6 +440,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--throughput-s", type=float, default=20.0)
     parser.add_argument("--window", type=int, default=128)
+    parser.add_argument(
+        "--exact-pool",
+        type=int,
+        default=0,
+        help="phase a asks only this many stored questions, over and over (0: all, once each)",
+    )
     parser.add_argument("--tenant", default="bench")
     parser.add_argument("--fetch-wait-ms", type=int, default=500)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service")
