@@ -94,6 +94,7 @@ def test_contradicting_labels_imply_nothing() -> None:
         LabelledPair("b?", "c?", 1),
         LabelledPair("c?", "a?", 0),
         LabelledPair("a?", "d?", 0),
+        LabelledPair("e?", "e?", 0),  # a question "unlike itself": a contradiction too
     ]
     assert _implied(pairs) == {}
 

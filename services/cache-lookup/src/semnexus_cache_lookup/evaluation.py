@@ -20,8 +20,10 @@ picks the lowest verifier threshold whose precision on labelled pairs reaches a
 target, optionally on a one-sided Wilson lower bound, so that a threshold chosen
 on one sample keeps its promise on the next. :func:`split_by_cluster` splits
 pairs by connected component of the question graph so that no question is in
-two splits. :class:`CachedEmbedder` memoises embeddings of a dataset on disk
-(for offline runs only; the service never uses it).
+two splits; :func:`implied_pairs` lists the pairs a split's labels imply by
+transitivity (a training option, off by default). :class:`CachedEmbedder`
+memoises embeddings of a dataset on disk (for offline runs only; the service
+never uses it).
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ def implied_pairs(
     for text in sorted({t for p in pairs for t in (p.text_a, p.text_b)}):
         members.setdefault(cluster.get(text, text), []).append(text)
     contradicted = {
-        cluster[p.text_a]
+        cluster.get(p.text_a, p.text_a)
         for p in pairs
         if p.label == 0 and cluster.get(p.text_a, p.text_a) == cluster.get(p.text_b, p.text_b)
     }
