@@ -13,6 +13,7 @@ from semnexus_cache_lookup.config import CacheSettings, Settings
 from semnexus_cache_lookup.policy import ThresholdDecisions
 from semnexus_cache_lookup.vectorstore import MilvusVectorStore
 from semnexus_shared.config import TopicSettings
+from semnexus_shared.scope import exact_key, prompt_of, scope_of
 from semnexus_shared.service import context_for
 
 from ..conftest import require
@@ -66,3 +67,10 @@ async def test_server_serves_exact_and_paraphrase_within_tenant(server_harness: 
     described = h.store._client.describe_collection(h.store.collection)
     tenant = next(f for f in described["fields"] if f["name"] == "tenant_id")
     assert tenant.get("is_partition_key") is True
+    # The nominee's vector comes from its text copy, not a second pass for the vector field.
+    assert "vector_b64" in {f["name"] for f in described["fields"]}
+    first = make_request(request_id="r1")
+    stored = await h.store.get([exact_key(scope_of(first), prompt_of(first))])
+    [entry] = stored.values()
+    assert entry.vector is not None
+    assert entry.vector.tobytes() == h.embedder.embed([entry.prompt])[0].tobytes()
