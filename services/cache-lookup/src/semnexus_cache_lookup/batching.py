@@ -8,12 +8,18 @@ micro-batches therefore never run one model side by side with itself: on two
 cores, four parallel torch embedding calls took 60 ms each at 50 requests/s and
 2 s each under load (BENCHMARKS.md, "Cache-lookup"), where one merged call took
 about 10 ms for one text and 3 ms a text batched.
+
+Each queue runs its model on a thread of its own, not on the event loop's
+shared default executor: the queue makes one call at a time, so one thread
+is all it can use, and the threads the service runs stay few (see
+``cache.store_threads`` for the vector store's).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -40,6 +46,8 @@ class ModelQueue(Generic[Item]):
         self._name = f"semnexus-{name}"
         self._pending: list[tuple[list[Item], asyncio.Future[Rows]]] = []
         self._running: asyncio.Task[None] | None = None
+        # Started on the first call; its thread ends when the queue is collected.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
 
     @property
     def idle(self) -> bool:
@@ -72,7 +80,8 @@ class ModelQueue(Generic[Item]):
                 taken = self._take()
                 items = [item for job, _ in taken for item in job]
                 try:
-                    rows = await asyncio.to_thread(self.model, items)
+                    loop = asyncio.get_running_loop()
+                    rows = await loop.run_in_executor(self._thread, self.model, items)
                 except Exception as exc:  # noqa: BLE001  (handed to every caller of this call)
                     for _, done in taken:
                         if not done.done():

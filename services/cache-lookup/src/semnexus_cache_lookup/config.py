@@ -38,6 +38,13 @@ Why the defaults:
   p50 111 ms and 256 batched ran 84/s, against 15 ms and 177/s on one thread
   (BENCHMARKS.md, "Cache-lookup"). Raise it on a host with idle cores. The same
   number is onnxruntime's intra-op thread count.
+- ``store_threads = 2``: the threads that run the vector store's blocking
+  pymilvus calls; the embedder and the verifier each have one thread of their
+  own (one call at a time each). Before, all of them shared asyncio's default
+  executor (six threads on two cores) and handed the GIL around among them: at
+  50 paraphrases/s on the saturated bench box, paraphrase hits p50 went from
+  290-326 to 220-264 ms and the service's CPU from 121-127 % to 111-121 % of a
+  core, three runs each, alternated (BENCHMARKS.md, "Cache-lookup").
 - ``kafka.batch_linger_s = 0.002`` (the shared default is 5 ms): how long the
   runner's micro-batch waits after its first request for more. A cached answer
   is a few milliseconds of work, so 5 ms was a fifth of a semantic hit's
@@ -99,6 +106,7 @@ class CacheSettings(_Section):
     batch_size: int = Field(default=64, ge=1)
     writer_batch_size: int = Field(default=64, ge=1)
     concurrency: int = Field(default=4, ge=1)
+    store_threads: int = Field(default=2, ge=1)
     speculative_embed_max_batch: int = Field(default=8, ge=0)
     recent_exact_hits: int = Field(default=4096, ge=0)
     coalescing_window_s: float = Field(default=2.0, ge=0.0)

@@ -27,8 +27,8 @@ Contract:
   pass. A collection created before this field existed has no
   ``vector_b64``: :meth:`ensure` notices, and reads the vector field as
   before (slower, same answers).
-- Every call is blocking in pymilvus, so each runs in a worker thread
-  (``asyncio.to_thread``) and the event loop stays responsive. A failed call
+- Every call is blocking in pymilvus, so each runs on one of the store's own
+  ``threads`` (``cache.store_threads``) and the event loop stays responsive. A failed call
   raises :class:`~semnexus_cache_lookup.errors.VectorStoreUnavailable`
   (retryable).
 - Writes are delete-then-insert by id (see :meth:`upsert` for why not upsert).
@@ -45,6 +45,7 @@ import asyncio
 import base64
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -238,6 +239,7 @@ class MilvusVectorStore:
             token=cache.vector_token,
             consistency=cache.consistency,
             partition_key=cache.partition_key,
+            threads=cache.store_threads,
         )
 
     def __init__(
@@ -249,6 +251,7 @@ class MilvusVectorStore:
         token: str | None = None,
         consistency: str = "auto",
         partition_key: bool = True,
+        threads: int = 2,
     ) -> None:
         from pymilvus import MilvusClient  # noqa: PLC0415  (adapter import, at construction)
 
@@ -272,6 +275,7 @@ class MilvusVectorStore:
         if token:
             kwargs["token"] = token
         self._client: Any = MilvusClient(**kwargs)
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="semnexus-milvus")
         # Until ensure() finds an older collection without the vector's text copy.
         self._with_text = True
 
@@ -283,7 +287,8 @@ class MilvusVectorStore:
         from pymilvus.exceptions import MilvusException  # noqa: PLC0415  (adapter import)
 
         try:
-            return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+            call = functools.partial(fn, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except MilvusException as exc:
             raise VectorStoreUnavailable(f"milvus {fn.__name__}: {exc}") from exc
 
@@ -450,5 +455,6 @@ class MilvusVectorStore:
         return counts
 
     async def close(self) -> None:
-        """Close the client (Milvus Lite flushes its file)."""
+        """Close the client (Milvus Lite flushes its file) and let the store's threads end."""
         await self._call(self._client.close)
+        self._threads.shutdown(wait=False)
