@@ -94,13 +94,7 @@ class _Batch:
     ``most`` events are in or ``linger`` has passed, like a Kafka producer's
     ``linger.ms``. One batch is processed at a time per agent; a full batch
     holds the agent (and so the partitions' flow into it) until it is done.
-    A batch that only waits for deferred decisions (coalesced twins waiting,
-    up to the coalescing window, for an answer in flight) hands the turn to
-    the next batch and finishes in the background: in a spike of identical
-    questions, parked twins would otherwise hold every agent of the process
-    and stall everyone else's requests behind them.
-    Events are acknowledged only after :meth:`Pipeline.process` returned
-    (faust commits a partition only up to its first unacknowledged offset).
+    Events are acknowledged only after :meth:`Pipeline.process` returned.
     """
 
     def __init__(
@@ -118,7 +112,6 @@ class _Batch:
         self._turn = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
-        self._waiting: set[asyncio.Future[None]] = set()
 
     async def add(self, event: Any, most: int, linger: float) -> None:
         self._events.append(event)
@@ -141,31 +134,12 @@ class _Batch:
             events, self._events = self._events, []
             if not events:
                 return
-            waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done = asyncio.ensure_future(self._settle(events, waiting))
             try:
-                await asyncio.wait({done, waiting}, return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:
-                done.cancel()
-                raise
-            if not done.done():
-                # Only deferred decisions left: the turn passes, the batch ends in the background.
-                self._waiting.add(done)
-                done.add_done_callback(self._waiting.discard)
-
-    async def _settle(self, events: list[Any], waiting: asyncio.Future[None]) -> None:
-        def release() -> None:
-            if not waiting.done():
-                waiting.set_result(None)
-
-        try:
-            await self._pipeline.process(
-                [_record(e) for e in events], self._producer, on_waiting=release
-            )
-            for event in events:
-                await self._ack(event)
-        except BaseException as exc:  # noqa: BLE001  (any failure must stop the process)
-            self._crash(f"{self._pipeline.name}: {type(exc).__name__}: {exc}")
+                await self._pipeline.process([_record(e) for e in events], self._producer)
+                for event in events:
+                    await self._ack(event)
+            except BaseException as exc:  # noqa: BLE001  (any failure must stop the process)
+                self._crash(f"{self._pipeline.name}: {type(exc).__name__}: {exc}")
 
 
 class FaustBus:
