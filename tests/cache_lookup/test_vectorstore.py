@@ -16,18 +16,12 @@ from semnexus_cache_lookup.vectorstore import (
     vector_text,
     vector_text_length,
 )
-from semnexus_shared.events import CacheScope, FinishReason, Usage, utc_now
+from semnexus_shared.events import FinishReason, Usage, utc_now
+from semnexus_shared.scope import scope_of
 
-from .conftest import DIMS
+from .conftest import DIMS, make_request
 
-SCOPE = CacheScope(
-    tenant_id="acme",
-    model_alias="chat",
-    system_hash="s",
-    history_hash="h",
-    tools_format_hash="f",
-    sampling_bucket="deterministic",
-)
+SCOPE = scope_of(make_request())
 
 
 def _vectors(n: int, seed: int = 3) -> np.ndarray:
