@@ -16,7 +16,13 @@ What it does, bounded in time (about 5 minutes with the defaults):
    consumed here minus the request's produce call here;
 4. (c) sustained throughput: a closed loop keeping ``--window`` requests
    outstanding for ``--throughput-s`` s, once with exact repeats and once with
-   unseen questions (every one embedded, searched and decided: hit or miss).
+   unseen questions (every one embedded, searched and decided: hit or miss);
+5. (d, with ``--twins K``) phase b's paraphrases again, and beside them, every
+   ``--twins-every`` s, one unseen question sent K times at once: its first
+   copy misses and the others wait for its answer (coalescing). No provider
+   runs here, so no answer comes: the twins wait out the coalescing window, as
+   when a provider hangs. The paraphrases' latency shows what the waiting twins
+   cost everyone else; the twins' own row shows their misses.
 
 The harness is a raw aiokafka producer (``acks=all``, idempotent, linger 0) and
 one group-less consumer assigned every partition of ``responses`` and
@@ -89,6 +95,15 @@ class Sent:
     at: float
     epoch_ms: float
     phase: str
+
+
+@dataclass(frozen=True)
+class Twins:
+    """Bursts of identical requests sent beside an open loop (phase d)."""
+
+    texts: list[str]
+    copies: int
+    every_s: float
 
 
 @dataclass
@@ -235,16 +250,37 @@ class Harness:
         for stage in response.latency:
             phase.stages[stage.stage].append(stage.duration_ms)
 
-    async def open_loop(self, name: str, texts: list[str], rate: float, seconds: float) -> Phase:
-        """Send at a steady rate whatever comes back; then wait for the stragglers."""
+    async def open_loop(
+        self,
+        name: str,
+        texts: list[str],
+        rate: float,
+        seconds: float,
+        twins: Twins | None = None,
+    ) -> Phase:
+        """Send at a steady rate whatever comes back; then wait for the stragglers.
+
+        With ``twins``, every ``twins.every_s`` a burst of copies of one of its
+        texts goes out beside, counted in a phase of its own.
+        """
         self.phases[name] = phase = Phase(name)
+        twin_phase = f"{name}: the twins"
+        if twins is not None:
+            self.phases[twin_phase] = Phase(twin_phase)
         start = time.perf_counter()
+        bursts = 0
         for n in range(int(rate * seconds)):
             delay = start + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             await self.send(texts[n % len(texts)], name)
+            if twins is not None and time.perf_counter() - start >= bursts * twins.every_s:
+                text = twins.texts[bursts % len(twins.texts)]
+                for _ in range(twins.copies):
+                    await self.send(text, twin_phase)
+                bursts += 1
         await self._drain(name, 15.0)
+        await self._drain(twin_phase, 15.0)
         return phase
 
     async def closed_loop(self, name: str, texts: list[str], window: int, seconds: float) -> Phase:
@@ -407,6 +443,13 @@ async def bench(args: argparse.Namespace) -> int:
             )
             rows.append(row(phase))
             print(rows[-1], flush=True)
+        if args.twins > 0:
+            # Unseen questions the closed loop above has not asked.
+            twins = Twins(unseen[-1000:], args.twins, args.twins_every)
+            name = "d: paraphrases beside twins"
+            phase = await harness.open_loop(name, paraphrases, args.rate, args.duration, twins)
+            rows += [row(phase), row(harness.phases[f"{name}: the twins"])]
+            print("\n".join(rows[-2:]), flush=True)
         if proc.poll() is not None:
             print(log.read_text(errors="replace")[-3000:])
             return 1
@@ -446,6 +489,13 @@ def main() -> None:
         default=0,
         help="phase a asks only this many stored questions, over and over (0: all, once each)",
     )
+    parser.add_argument(
+        "--twins",
+        type=int,
+        default=0,
+        help="phase d: bursts of this many identical unseen questions beside paraphrases (0: off)",
+    )
+    parser.add_argument("--twins-every", type=float, default=0.5, help="seconds between bursts")
     parser.add_argument("--tenant", default="bench")
     parser.add_argument("--fetch-wait-ms", type=int, default=500)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service")
