@@ -1,11 +1,16 @@
 """Coalescing: identical requests in flight wait for one answer instead of missing twice.
 
 The ``requests`` topic is keyed by the exact key, so identical requests reach
-the same partition and hence the same process. When a request misses and its
-answer will be stored, its key becomes a *flight* for ``window_s``. A later
-identical request (a *twin*) joins the flight and waits, inside the lookup
-handler, until the writer stores the answer for that key
-(:meth:`InFlight.complete`) or the window ends.
+the same partition and hence the same process. When a request's exact lookup
+misses and its answer will be stored, its key becomes a *flight* for
+``window_s``, before its semantic lookup: copies of one question taken by two
+of the process's agents at once are two concurrent batches, and a flight that
+started only at the miss let both miss (``bench_cache --twins``: at 5 requests/s
+every copy of a 5-copy burst missed at once). A later identical request (a
+*twin*) joins the flight and waits, inside the lookup handler, until its
+leader is answered from the cache (:meth:`InFlight.complete` with that entry
+and its similarity), or the writer stores the provider's answer for that key,
+or the window ends.
 
 Why waiting inside the handler: the runner commits a record's offset only after
 its batch returned, so a parked twin's offset is never committed before it is
@@ -39,7 +44,8 @@ class Flight:
     key: str
     request_id: str
     deadline: float
-    done: asyncio.Future[CacheEntry] = field(repr=False)
+    # The answer and its similarity (1.0 for a stored fill).
+    done: asyncio.Future[tuple[CacheEntry, float]] = field(repr=False)
     waiters: int = 0
 
 
@@ -77,13 +83,19 @@ class InFlight:
         if key in self._flights or len(self._flights) >= self.max_flights:
             # A live flight keeps its twins; an extra miss for the key does not replace it.
             return
-        done: asyncio.Future[CacheEntry] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[tuple[CacheEntry, float]] = asyncio.get_running_loop().create_future()
         self._flights[key] = Flight(key, request_id, self._clock() + self.window_s, done)
 
-    def join(self, key: str) -> Flight | None:
-        """The live flight for ``key`` if a twin may still wait on it."""
+    def join(self, key: str, request_id: str | None = None) -> Flight | None:
+        """The live flight for ``key`` if a twin may still wait on it.
+
+        Never the flight ``request_id`` leads itself: a leader whose batch is
+        retried must look up again, not wait for its own answer.
+        """
         flight = self._flights.get(key)
         if flight is None or flight.deadline <= self._clock() or flight.done.done():
+            return None
+        if request_id is not None and flight.request_id == request_id:
             return None
         if flight.waiters >= self.max_waiters:
             return None
@@ -95,17 +107,17 @@ class InFlight:
         flight = self._flights.get(key)
         return 0 if flight is None else flight.waiters
 
-    def complete(self, key: str, entry: CacheEntry) -> int:
-        """The answer for ``key`` was stored: wake its twins; returns how many waited."""
+    def complete(self, key: str, entry: CacheEntry, similarity: float = 1.0) -> int:
+        """``key`` has an answer (stored, or a cache hit): wake its twins; returns how many."""
         flight = self._flights.pop(key, None)
         if flight is None:
             return 0
         if not flight.done.done():
-            flight.done.set_result(entry)
+            flight.done.set_result((entry, similarity))
         return flight.waiters
 
-    async def wait(self, flight: Flight) -> CacheEntry | None:
-        """The stored answer, or ``None`` when the window ended first."""
+    async def wait(self, flight: Flight) -> tuple[CacheEntry, float] | None:
+        """The answer and its similarity, or ``None`` when the window ended first."""
         remaining = flight.deadline - self._clock()
         if remaining <= 0 and not flight.done.done():
             return None

@@ -18,10 +18,13 @@ request, in this order:
    vectors of what the exact path missed, unless each of its prompts was an
    exact hit lately (:class:`RecentKeys`): a repeat will most likely hit again,
    and its vector would be thrown away;
-4. coalescing: a twin of a miss in flight from an earlier batch waits for it
-   (:mod:`~semnexus_cache_lookup.coalescing`); a twin of a miss in this same
-   batch shares its leader's hit, or, when the leader misses, is re-published
-   once to its own partition so that it can wait there;
+4. coalescing: a request whose exact lookup missed leads a flight for its
+   key; a twin in a concurrent or later batch waits for the flight
+   (:mod:`~semnexus_cache_lookup.coalescing`) and takes the leader's semantic
+   hit or, after a miss, the stored fill, within its own policy (only-exact,
+   minimum similarity, maximum age); a twin in this same batch shares its
+   leader's hit, or, when the leader misses, is re-published once to its own
+   partition so that it can wait there;
 5. one embedding request for every text of the batch that needs one (through
    an :class:`~semnexus_cache_lookup.embedder.EmbeddingQueue`, which merges it
    with concurrent batches' texts into one model call), then one
@@ -381,12 +384,15 @@ class LookupHandler:
             if leader is not None:
                 item.leader = leader
                 continue
-            flight = self.inflight.join(item.key)
+            flight = self.inflight.join(item.key, item.request.request_id)
             if flight is not None:
                 item.flight = flight
                 parked.append(item)
                 continue
             leaders[item.key] = item
+            if item.plan.store:
+                # Twins in concurrent batches wait for this one from now on.
+                self.inflight.lead(item.key, item.request.request_id)
         return parked
 
     # ── stages 4 to 6: embed, search, decide ─────────────────────────────────────
@@ -459,6 +465,7 @@ class LookupHandler:
                 entry = judgement.entries[chosen.entry_id]
                 item.hit = (entry, chosen.similarity)
                 item.outcomes = self._hit(item, entry, chosen.similarity, now)
+                self.inflight.complete(item.key, entry, chosen.similarity)
 
     def _nominate(
         self, item: _Lookup, scored: Sequence[tuple[CacheEntry, float]], now: datetime
@@ -522,10 +529,10 @@ class LookupHandler:
         answers = await asyncio.gather(*(self.inflight.wait(i.flight) for i in parked if i.flight))
         now = self.clock()
         late: list[_Lookup] = []
-        for item, entry in zip(parked, answers, strict=True):
+        for item, answer in zip(parked, answers, strict=True):
             item.stages["wait"] = _elapsed_ms(started)
-            if entry is not None and self._servable(item, entry, now):
-                item.outcomes = self._hit(item, entry, 1.0, now)
+            if answer is not None and self._may_share(item, *answer, now):
+                item.outcomes = self._hit(item, answer[0], answer[1], now)
             else:
                 late.append(item)
         if late:
@@ -537,6 +544,18 @@ class LookupHandler:
                     item.outcomes = self._hit(item, entry, 1.0, now)
                 else:
                     item.outcomes = self._miss(item)
+
+    def _may_share(
+        self, item: _Lookup, entry: CacheEntry, similarity: float, now: datetime
+    ) -> bool:
+        """Whether a twin may take its leader's answer: its own policy still applies."""
+        if not self._servable(item, entry, now):
+            return False
+        if similarity >= 1.0:
+            return True
+        # A semantic answer: only for a twin that reads semantically, above its own floor.
+        floor = item.request.cache.min_similarity
+        return item.plan.semantic and (floor is None or similarity >= floor)
 
     # ── outcomes ──────────────────────────────────────────────────────────────
 
