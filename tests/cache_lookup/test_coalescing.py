@@ -188,13 +188,9 @@ async def test_a_twin_takes_its_leaders_semantic_hit_within_its_own_policy(
     await harness.store.close()
 
 
-def test_a_leader_never_joins_its_own_flight() -> None:
+async def test_a_leader_never_joins_its_own_flight() -> None:
     """A leader whose batch is retried looks up again instead of waiting for itself."""
-
-    async def run() -> None:
-        inflight = InFlight(5.0, 8)
-        inflight.lead("k", "r1")
-        assert inflight.join("k", "r1") is None
-        assert inflight.join("k", "r2") is not None
-
-    asyncio.run(run())
+    inflight = InFlight(5.0, 8)
+    inflight.lead("k", "r1")
+    assert inflight.join("k", "r1") is None
+    assert inflight.join("k", "r2") is not None
