@@ -22,7 +22,15 @@ from semnexus_shared.events import (
 )
 from semnexus_shared.replies import ReplyPolicy
 from semnexus_shared.serde import Codec, SchemaRegistry
-from semnexus_shared.stream import Inbound, MemoryBus, Pipeline, Reject, Route, for_each
+from semnexus_shared.stream import (
+    Inbound,
+    MemoryBus,
+    Pipeline,
+    Record,
+    Reject,
+    Route,
+    for_each,
+)
 from semnexus_shared.tracing import inject_headers
 
 
@@ -229,3 +237,35 @@ async def test_a_deferred_outcome_does_not_hold_back_its_batch_mates(codec: Code
     gate.set_result(None)
     assert await draining == 2
     assert [codec.decode(r.value or b"").request_id for r in bus.records("out")] == ["r1", "r2"]
+
+
+async def test_on_waiting_is_called_when_only_deferred_outcomes_remain(codec: Codec) -> None:
+    """The bus learns when a batch only waits, and only a batch that does is announced."""
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    calls: list[list[str]] = []
+    bus = MemoryBus(default_partitions=1)
+
+    def produced() -> list[str]:
+        return [codec.decode(r.value or b"").request_id for r in bus.records("out")]
+
+    async def later(inbound: Inbound[CompletionRequested]) -> Sequence[object]:
+        await gate
+        return [invalidation(inbound.event)]
+
+    async def handler(batch: Sequence[Inbound[CompletionRequested]]) -> list[object]:
+        return [later(i) if i.event.request_id == "r2" else [invalidation(i.event)] for i in batch]
+
+    pipeline = make_pipeline(codec, handler, max_batch=2)
+    records = [Record("in", 0, n, None, codec.encode(request(n + 1))) for n in range(2)]
+    processing = asyncio.create_task(
+        pipeline.process(records, bus, on_waiting=lambda: calls.append(produced()))
+    )
+    await asyncio.sleep(0.05)
+    assert calls == [["r1"]]  # called once r1 was out, while r2 still waits
+    assert not processing.done()
+    gate.set_result(None)
+    await processing
+    assert produced() == ["r1", "r2"]
+    alone = [Record("in", 0, 2, None, codec.encode(request(3)))]
+    await pipeline.process(alone, bus, on_waiting=lambda: calls.append(["unexpected"]))
+    assert calls == [["r1"]]  # nothing deferred: not called

@@ -36,6 +36,9 @@ class KafkaSettings(_Section):
     session_timeout_s: float = 30.0
     # A partition's events wait at most this long to fill a micro-batch.
     batch_linger_s: float = 0.005
+    # A micro-batch left waiting only for coalesced twins keeps its agent this
+    # much longer, then lets the agent's next batch run (see stream.kafka._Batch).
+    batch_hold_s: float = Field(default=0.25, ge=0.0)
     max_poll_interval_s: float = 300.0
     request_timeout_s: float = 30.0
 

@@ -14,9 +14,11 @@ or the window ends.
 
 Why waiting inside the handler: the runner commits a record's offset only after
 its batch returned, so a parked twin's offset is never committed before it is
-answered. A crash while parked replays the twin; nothing is lost. The price is
-that a batch holding a twin returns at most ``window_s`` late (the pipeline runs
-with ``concurrency`` > 1 so other batches keep flowing). A twin whose window
+answered. A crash while parked replays the twin; nothing is lost. A batch
+holding a twin returns at most ``window_s`` late; everything else of it is
+sent at once, and after ``kafka.batch_hold_s`` the runner lets the agent's
+next batch run while this one waits (a hung provider would otherwise stall
+every agent that took a twin). A twin whose window
 ends unanswered is looked up once more (the fill may have been written by
 another instance) and otherwise sent as its own miss.
 

@@ -12,8 +12,9 @@ Why the defaults:
 - ``default_temperature = 1.0``: an omitted temperature means the provider's
   default, which is 1.0 for OpenAI (and Anthropic), so such requests bypass the
   cache unless the ceiling is raised.
-- ``coalescing_window_s = 2.0``: a parked twin holds its batch (and its offset)
-  this long at most; past it the twin is looked up once more and then sent as
+- ``coalescing_window_s = 2.0``: a parked twin waits (and holds its offset)
+  this long at most; its batch keeps the agent only ``kafka.batch_hold_s`` of
+  it. Past the window the twin is looked up once more and then sent as
   its own miss.
 - ``consistency = "auto"``: Bounded on a Milvus server, Strong on Milvus Lite.
   Session (read your own writes) made every lookup wait for the writer's

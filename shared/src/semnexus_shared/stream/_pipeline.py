@@ -171,8 +171,20 @@ class Pipeline:
             "semnexus_event_latency", unit="s", description="decode to produced, per event"
         )
 
-    async def process(self, records: Sequence[Record], producer: Producer) -> None:
-        """Handle a batch; return once all it produced is acknowledged."""
+    async def process(
+        self,
+        records: Sequence[Record],
+        producer: Producer,
+        on_waiting: Callable[[], None] | None = None,
+    ) -> None:
+        """Handle a batch; return once all it produced is acknowledged.
+
+        When the handler defers some decisions (awaitable outcomes: coalesced
+        twins waiting for an answer in flight), ``on_waiting`` is called once
+        everything else of the batch has been sent: from then on the batch
+        only waits, and a bus may start its next batch meanwhile. The batch's
+        offsets still wait for this call to return.
+        """
         items = [self._open(r) for r in records]
         live = [i for i in items if i.inbound is not None]
         outcomes: Sequence[Outcomes] = []
@@ -194,6 +206,8 @@ class Pipeline:
                 deferred.append((item, result))
                 continue
             pending.append((item, *await self._send(item, result, producer)))
+        if deferred and on_waiting is not None:
+            on_waiting()
         for item, later in deferred:
             pending.append((item, *await self._send(item, await later, producer)))
         for item, produced, acks in pending:

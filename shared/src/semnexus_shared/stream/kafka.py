@@ -94,7 +94,16 @@ class _Batch:
     ``most`` events are in or ``linger`` has passed, like a Kafka producer's
     ``linger.ms``. One batch is processed at a time per agent; a full batch
     holds the agent (and so the partitions' flow into it) until it is done.
-    Events are acknowledged only after :meth:`Pipeline.process` returned.
+    A batch that only waits for deferred decisions (coalesced twins waiting,
+    up to the coalescing window, for an answer in flight) keeps the turn for
+    ``hold`` seconds more, then hands it to the next batch and finishes in the
+    background. Holding first keeps batches large at saturation, where the
+    answers a twin waits for come within a provider's usual latency; passing
+    the turn on bounds what a slow or hung provider costs everyone else: in a
+    spike of identical questions, parked twins would otherwise hold every
+    agent of the process for the whole window.
+    Events are acknowledged only after :meth:`Pipeline.process` returned
+    (faust commits a partition only up to its first unacknowledged offset).
     """
 
     def __init__(
@@ -103,8 +112,10 @@ class _Batch:
         producer: _FaustProducer,
         crash: Callable[[str], NoReturn],
         ack: Callable[[Any], Awaitable[bool]],
+        hold: float = 0.0,
     ) -> None:
         self._pipeline = pipeline
+        self._hold = hold
         self._producer = producer
         self._crash = crash
         self._ack = ack
@@ -112,6 +123,7 @@ class _Batch:
         self._turn = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+        self._waiting: set[asyncio.Future[None]] = set()
 
     async def add(self, event: Any, most: int, linger: float) -> None:
         self._events.append(event)
@@ -134,12 +146,33 @@ class _Batch:
             events, self._events = self._events, []
             if not events:
                 return
+            waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done = asyncio.ensure_future(self._settle(events, waiting))
             try:
-                await self._pipeline.process([_record(e) for e in events], self._producer)
-                for event in events:
-                    await self._ack(event)
-            except BaseException as exc:  # noqa: BLE001  (any failure must stop the process)
-                self._crash(f"{self._pipeline.name}: {type(exc).__name__}: {exc}")
+                await asyncio.wait({done, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                if not done.done() and self._hold > 0:
+                    await asyncio.wait({done}, timeout=self._hold)
+            except asyncio.CancelledError:
+                done.cancel()
+                raise
+            if not done.done():
+                # Only deferred decisions left: the turn passes, the batch ends in the background.
+                self._waiting.add(done)
+                done.add_done_callback(self._waiting.discard)
+
+    async def _settle(self, events: list[Any], waiting: asyncio.Future[None]) -> None:
+        def release() -> None:
+            if not waiting.done():
+                waiting.set_result(None)
+
+        try:
+            await self._pipeline.process(
+                [_record(e) for e in events], self._producer, on_waiting=release
+            )
+            for event in events:
+                await self._ack(event)
+        except BaseException as exc:  # noqa: BLE001  (any failure must stop the process)
+            self._crash(f"{self._pipeline.name}: {type(exc).__name__}: {exc}")
 
 
 class FaustBus:
@@ -215,11 +248,11 @@ class FaustBus:
         """Run the pipeline as an agent over its source topics."""
         topic = self.app.topic(*pipeline.sources, key_serializer="raw", value_serializer="raw")
         producer, crash = self._producer, self._crash
-        linger = self.settings.kafka.batch_linger_s
+        linger, hold = self.settings.kafka.batch_linger_s, self.settings.kafka.batch_hold_s
 
         async def batched(stream: Any) -> None:
             manual = stream.noack()
-            batch = _Batch(pipeline, producer, crash, manual.ack)
+            batch = _Batch(pipeline, producer, crash, manual.ack, hold)
             async for event in manual.events():
                 await batch.add(event, pipeline.max_batch, linger)
 
