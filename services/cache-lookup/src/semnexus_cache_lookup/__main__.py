@@ -2,7 +2,8 @@
 
 Builds the settings once, opens the vector store (creating the collection if
 needed), loads the embedding model (``cache.embedder``: torch, or an ONNX export,
-built on first start if ``make setup`` has not built it) and the hit decision, then hands over to
+built on first start if ``make setup`` has not built it) and the hit decision, limits numpy's
+BLAS threads (``cache.blas_threads``), then hands over to
 :func:`~semnexus_shared.service.run_service`.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from semnexus_cache_lookup.app import wiring
 from semnexus_cache_lookup.config import CacheSettings, Settings
@@ -57,10 +60,18 @@ def load_decisions(cache: CacheSettings) -> Decisions:
     raise CacheLookupMisconfigured(f"unknown decision {cache.decision!r}")
 
 
+def limit_blas_threads(cache: CacheSettings) -> None:
+    """Cap numpy's BLAS pool at ``cache.blas_threads`` for the life of the process."""
+    if cache.blas_threads is not None:
+        # Not used as a context manager: the limit stays until the process ends.
+        threadpool_limits(cache.blas_threads, user_api="blas")
+
+
 def main() -> None:
     """Entry point of the service process."""
     settings = Settings()
     cache = settings.cache
+    limit_blas_threads(cache)
     embedder = open_embedder(cache.embedder, cache.embed_threads, cache.onnx_cache)
     if embedder.dimensions != settings.cache.dimensions:
         raise CacheLookupMisconfigured(

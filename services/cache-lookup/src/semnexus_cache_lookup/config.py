@@ -39,6 +39,11 @@ Why the defaults:
   p50 111 ms and 256 batched ran 84/s, against 15 ms and 177/s on one thread
   (BENCHMARKS.md, "Cache-lookup"). Raise it on a host with idle cores. The same
   number is onnxruntime's intra-op thread count.
+- ``blas_threads = 1``: numpy's OpenBLAS starts a thread per core, and its
+  worker spins between the service's small matrix products (the verifier's
+  layers, similarities of a batch): at saturation on the 2-core bench box it
+  burned about half a core. On one thread, unseen questions went from a
+  median 166 to 222 requests/s, three runs each (BENCHMARKS.md, "Cache-lookup").
 - ``store_threads = 2``: the threads that run the vector store's blocking
   pymilvus calls; the embedder and the verifier each have one thread of their
   own (one call at a time each). Before, all of them shared asyncio's default
@@ -121,6 +126,8 @@ class CacheSettings(_Section):
     onnx_cache: Path = Path(".stack/cache/semnexus/onnx")
     # intra-op threads (torch or onnxruntime); None = the runtime's default (one per core).
     embed_threads: int | None = Field(default=1, ge=1)
+    # numpy's BLAS threads; None = the library's default (one per core).
+    blas_threads: int | None = Field(default=1, ge=1)
 
 
 class RequestRules(_Section):
