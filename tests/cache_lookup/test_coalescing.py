@@ -7,10 +7,12 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 from opentelemetry import trace
 
 from semnexus_cache_lookup.coalescing import InFlight
+from semnexus_cache_lookup.entry import CacheEntry
 from semnexus_cache_lookup.handlers import LookupHandler
 from semnexus_shared.events import (
     CacheMissed,
@@ -194,3 +196,25 @@ async def test_a_leader_never_joins_its_own_flight() -> None:
     inflight.lead("k", "r1")
     assert inflight.join("k", "r1") is None
     assert inflight.join("k", "r2") is not None
+
+
+async def test_expired_flights_are_dropped_oldest_first_and_free_their_room() -> None:
+    """Pruning stops at the first live flight; an answered flight in between changes nothing."""
+    now = [0.0]
+    inflight = InFlight(1.0, 8, max_flights=3, clock=lambda: now[0])
+    for n, key in enumerate(["a", "b", "c"]):
+        now[0] = n * 0.4  # deadlines 1.0, 1.4, 1.8
+        inflight.lead(key, f"r-{key}")
+    inflight.lead("d", "r-d")
+    assert len(inflight) == 3  # full: "d" went out as a plain miss, no flight
+    assert inflight.complete("b", cast(CacheEntry, object())) == 0  # answered: gone at once
+    now[0] = 1.5  # "a" expired, "c" lives
+    inflight.lead("e", "r-e")
+    assert len(inflight) == 2
+    assert inflight.join("a") is None
+    assert inflight.join("c") is not None
+    assert inflight.join("e") is not None
+    now[0] = 3.0
+    inflight.lead("f", "r-f")
+    assert len(inflight) == 1
+    assert inflight.join("f") is not None

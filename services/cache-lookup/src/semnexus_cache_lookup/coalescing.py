@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -66,16 +67,23 @@ class InFlight:
         self.max_waiters = max_waiters
         self.max_flights = max_flights
         self._clock = clock
-        self._flights: dict[str, Flight] = {}
+        self._flights: OrderedDict[str, Flight] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._flights)
 
     def _prune(self) -> None:
+        # One window for every flight, so deadlines follow insertion order and the
+        # expired flights are the oldest: pruning stops at the first live one (it
+        # scanned every flight on every miss, a few % of a saturated event loop).
         now = self._clock()
-        for key in [k for k, f in self._flights.items() if f.deadline <= now]:
+        flights = self._flights
+        while flights:
+            oldest = next(iter(flights.values()))
+            if oldest.deadline > now:
+                break
             # Its twins time out on their own deadline; nothing to wake.
-            del self._flights[key]
+            flights.popitem(last=False)
 
     def lead(self, key: str, request_id: str) -> None:
         """Record that ``request_id`` went out as the miss for ``key``."""

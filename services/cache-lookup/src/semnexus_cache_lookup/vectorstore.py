@@ -388,7 +388,7 @@ class MilvusVectorStore:
         results = await self._call(
             self._client.search,
             self.collection,
-            data=[[float(x) for x in v] for v in vectors],
+            data=np.asarray(vectors, dtype=np.float32).tolist(),
             filter=expression,
             limit=top_k,
             output_fields=self._outputs,
