@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -26,9 +28,16 @@ pytestmark = [pytest.mark.kafka, pytest.mark.model, pytest.mark.timeout(300)]
 
 @pytest.fixture
 def service(
-    kafka_settings: KafkaSettings, unique_prefix: str, tmp_path: Path
+    kafka_settings: KafkaSettings,
+    unique_prefix: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m semnexus_cache_lookup`` on private topics; stopped afterwards."""
+    """``python -m semnexus_cache_lookup`` on private topics; stopped afterwards.
+
+    A test marked ``service_env(KEY=VALUE, ...)`` starts it with those settings too.
+    """
+    marker = request.node.get_closest_marker("service_env")
     env = {
         **os.environ,
         "SEMNEXUS_SERVICE_NAME": unique_prefix + "cache-lookup",
@@ -39,6 +48,7 @@ def service(
         "SEMNEXUS_CACHE__VECTOR_URI": str(tmp_path / "cache.db"),
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
+        **(marker.kwargs if marker is not None else {}),
     }
     # FaustBus's datadir parent is not created by the runner (reported to the lead).
     (Path(tempfile.gettempdir()) / "semnexus-faust").mkdir(exist_ok=True)
@@ -105,5 +115,55 @@ async def test_miss_fill_then_paraphrase_hits(
         assert response.source is not None
         assert response.source.kind is SourceKind.CACHE
         assert response.text == fill.answer
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.service_env(
+    SEMNEXUS_CACHE__CONCURRENCY="1",
+    SEMNEXUS_CACHE__COALESCING_WINDOW_S="30",
+    SEMNEXUS_KAFKA__BATCH_HOLD_S="0.2",
+)
+async def test_a_twin_waiting_on_a_hung_provider_does_not_hold_up_other_requests(
+    kafka_settings: KafkaSettings, unique_prefix: str, service: subprocess.Popen[bytes]
+) -> None:
+    """One agent, a twin parked for the 30 s window: the next question is still looked up.
+
+    No provider runs here, so the leader's answer never comes (a hung provider). Before
+    ``kafka.batch_hold_s`` the twin's batch kept the only agent for the whole window, and
+    the unrelated question behind it went out only after the twin's own miss.
+    """
+    settings = TopicSettings(prefix=unique_prefix)
+    await apply_topics(kafka_settings, settings)
+    names = TopicNames(settings)
+    codec = Codec(SchemaRegistry.load())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_settings.servers, acks="all", enable_idempotence=True
+    )
+
+    def missed(request_ids: set[str]) -> Callable[[list[Any]], bool]:
+        def seen(records: list[Any]) -> bool:
+            return request_ids <= {codec.decode(r.value, CacheMissed).request_id for r in records}
+
+        return seen
+
+    await producer.start()
+    try:
+        leader = make_request("Why is the sky blue during the day?", request_id="leader")
+        await producer.send_and_wait(names.requests, codec.encode(leader), request_key(leader))
+        await collect(kafka_settings, names.cache_missed, missed({"leader"}), timeout_s=180)
+        twin = make_request("Why is the sky blue during the day?", request_id="twin")
+        await producer.send_and_wait(names.requests, codec.encode(twin), request_key(twin))
+        # Well past the 2 ms linger: the other question comes in a batch of its own (a
+        # twin's batch mates are never held back; the batches after it were).
+        await asyncio.sleep(1.0)
+        other = make_request("How do volcanoes form?", request_id="other")
+        await producer.send_and_wait(names.requests, codec.encode(other), request_key(other))
+
+        records = await collect(kafka_settings, names.cache_missed, missed({"other"}), timeout_s=20)
+        assert service.poll() is None, "the service exited"
+        ids = [codec.decode(r.value, CacheMissed).request_id for r in records]
+        assert "other" in ids, "the other question waited behind the parked twin"
+        assert "twin" not in ids  # still parked, within its window: it has not missed
     finally:
         await producer.stop()
