@@ -66,14 +66,18 @@ def service(
     sys.stdout.write((tmp_path / "service.log").read_text(errors="replace")[-4000:])
 
 
+async def _topics(kafka_settings: KafkaSettings, prefix: str) -> tuple[TopicNames, Codec]:
+    """The private topics, made, and the codec the service speaks."""
+    settings = TopicSettings(prefix=prefix)
+    await apply_topics(kafka_settings, settings)
+    return TopicNames(settings), Codec(SchemaRegistry.load())
+
+
 async def test_miss_fill_then_paraphrase_hits(
     kafka_settings: KafkaSettings, unique_prefix: str, service: subprocess.Popen[bytes]
 ) -> None:
     """A request misses, its fill is stored, and a paraphrase is then answered by the cache."""
-    settings = TopicSettings(prefix=unique_prefix)
-    await apply_topics(kafka_settings, settings)
-    names = TopicNames(settings)
-    codec = Codec(SchemaRegistry.load())
+    names, codec = await _topics(kafka_settings, unique_prefix)
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_settings.servers, acks="all", enable_idempotence=True
     )
@@ -133,10 +137,7 @@ async def test_a_twin_waiting_on_a_hung_provider_does_not_hold_up_other_requests
     ``kafka.batch_hold_s`` the twin's batch kept the only agent for the whole window, and
     the unrelated question behind it went out only after the twin's own miss.
     """
-    settings = TopicSettings(prefix=unique_prefix)
-    await apply_topics(kafka_settings, settings)
-    names = TopicNames(settings)
-    codec = Codec(SchemaRegistry.load())
+    names, codec = await _topics(kafka_settings, unique_prefix)
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_settings.servers, acks="all", enable_idempotence=True
     )
