@@ -141,14 +141,14 @@ async def test_a_batch_left_waiting_for_deferred_decisions_lets_the_next_one_run
 
 async def test_a_waiting_batch_keeps_the_turn_for_its_hold_then_passes_it() -> None:
     recorder = Recorder(deferred=frozenset({0}))
-    batch = batch_of(recorder, hold=0.15)
+    batch = batch_of(recorder, hold=0.3)
     await batch.add(event(0), most=10, linger=0.01)
     await batch.add(event(1), most=10, linger=0.01)  # lands in event 0's batch
     await asyncio.sleep(0.03)
     await batch.add(event(2), most=10, linger=0.01)
     await asyncio.sleep(0.06)
     assert recorder.batches == [[0, 1]]  # still held: event 2 waits its turn
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(0.35)
     assert recorder.batches == [[0, 1], [2]]  # the hold ran out, the turn passed
     assert recorder.acked == [2]
     recorder.park.set()

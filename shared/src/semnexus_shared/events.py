@@ -19,7 +19,9 @@ Contract:
   :func:`derive_event_id` where a replayed input must produce the same id (so a
   consumer deduplicating on ``event_id`` drops the replay).
 - Embeddings travel as float32 little-endian bytes: :func:`pack_embedding` and
-  :func:`unpack_embedding` are the only conversions.
+  :func:`unpack_embedding` are the only conversions on the wire. (cache-lookup's
+  vector store keeps the same layout as base64 text, read with numpy without a
+  Python list: ``vectorstore.vector_text``.)
 """
 
 from __future__ import annotations
