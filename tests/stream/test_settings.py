@@ -1,4 +1,4 @@
-"""A service's own micro-batch linger default, and the environment overriding it."""
+"""A service's own micro-batch linger default, the environment overriding it, the producer's linger."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ import pytest
 from semnexus_cache_lookup.config import Settings as CacheLookupSettings
 from semnexus_cost_ledger.config import LedgerSettings
 from semnexus_shared.config import KafkaSettings, ServiceSettings
+from semnexus_shared.stream.kafka import FaustBus
 
 
 def test_services_pick_their_own_linger() -> None:
     assert ServiceSettings().kafka.batch_linger_s == KafkaSettings().batch_linger_s
-    assert CacheLookupSettings().kafka.batch_linger_s == 0.002
+    assert CacheLookupSettings().kafka.batch_linger_s == 0.0
     assert LedgerSettings().kafka.batch_linger_s == 0.05
+
+
+def test_the_bus_hands_the_producer_linger_to_faust() -> None:
+    assert FaustBus(ServiceSettings()).app.conf.producer_linger == 0.0
+    lingering = ServiceSettings(kafka=KafkaSettings(producer_linger_s=0.003))
+    assert FaustBus(lingering).app.conf.producer_linger == 0.003
 
 
 def test_the_environment_wins_over_a_service_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,6 +41,9 @@ class KafkaSettings(_Section):
     batch_hold_s: float = Field(default=0.25, ge=0.0)
     max_poll_interval_s: float = 300.0
     request_timeout_s: float = 30.0
+    # How long a producer waits for more records before it sends: 0 sends at
+    # once, and records that come while a send is in flight still share the next.
+    producer_linger_s: float = Field(default=0.0, ge=0.0)
 
     @property
     def servers(self) -> list[str]:

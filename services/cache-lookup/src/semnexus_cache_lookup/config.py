@@ -51,11 +51,15 @@ Why the defaults:
   50 paraphrases/s on the saturated bench box, paraphrase hits p50 went from
   290-326 to 220-264 ms and the service's CPU from 121-127 % to 111-121 % of a
   core, three runs each, alternated (BENCHMARKS.md, "Cache-lookup").
-- ``kafka.batch_linger_s = 0.002`` (the shared default is 5 ms): how long the
+- ``kafka.batch_linger_s = 0`` (the shared default is 5 ms): how long the
   runner's micro-batch waits after its first request for more. A cached answer
-  is a few milliseconds of work, so 5 ms was a fifth of a semantic hit's
-  latency; under load a poll still brings many requests into one batch, so
-  batching does not need the wait.
+  is a few milliseconds of work, so any wait is a large share of its latency;
+  under load, the requests that come while a batch is processed make the next
+  batch, so batching does not need the wait. At 0 a batch still takes every
+  request delivered in the same turn of the event loop. From 2 ms to 0 (with
+  the producer's linger from 1 ms to 0) took exact hits at 50 requests/s from
+  p50 11-13 to 7-9 ms and paraphrase hits from 22-24 to 18-21 ms, with no
+  consistent change in throughput (three alternated pairs, BENCHMARKS.md).
 - ``speculative_embed_max_batch = 8``: a batch this small (light load) starts
   embedding its prompts while the exact path looks them up, when the model is
   idle, so a semantic hit does not pay for the exact lookup first; an exact hit
@@ -147,6 +151,6 @@ class Settings(ServiceSettings):
     """cache-lookup's settings: the shared sections plus ``cache`` and ``requests``."""
 
     service_name: str = "cache-lookup"
-    default_batch_linger_s: ClassVar[float | None] = 0.002
+    default_batch_linger_s: ClassVar[float | None] = 0.0
     cache: CacheSettings = Field(default_factory=CacheSettings)
     requests: RequestRules = Field(default_factory=RequestRules)

@@ -199,7 +199,7 @@ class FaustBus:
             topic_disable_leader=True,
             topic_allow_declare=False,
             producer_acks=-1,
-            producer_linger_ms=1,
+            producer_linger=kafka.producer_linger_s,
             broker_commit_interval=kafka.commit_interval_s,
             broker_session_timeout=kafka.session_timeout_s,
             broker_max_poll_interval=kafka.max_poll_interval_s,
