@@ -55,6 +55,18 @@ def test_a_batch_scores_like_one_pair_at_a_time(model: CrossEncoder) -> None:
     assert model.pair_probabilities([]).shape == (0,)
 
 
+def test_a_pair_runs_at_its_own_length(model: CrossEncoder) -> None:
+    """Not at the fixed 128 tokens the packaged tokenizer.json pads to.
+
+    Padding is masked out of the pooling, so scores would barely move, but one short
+    pair took 17-19 ms at 128 tokens against 2.8 ms at its own 28 (BENCHMARKS.md).
+    """
+    (encoding,) = model._tokenizer.encode_batch([("How do I learn guitar?", "Guitar for adults?")])
+    assert len(encoding.ids) < 20
+    (long_pair,) = model._tokenizer.encode_batch([("word " * 200, "other " * 200)])
+    assert len(long_pair.ids) == model.metadata["max_tokens"]
+
+
 def test_score_pairs_matches_the_verifier_signature(model: CrossEncoder) -> None:
     """The vectors are accepted and unused; one probability per pair."""
     vectors = np.zeros((2, 384), dtype=np.float32)
