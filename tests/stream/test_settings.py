@@ -1,4 +1,4 @@
-"""A service's own micro-batch linger default, the environment overriding it, the producer's linger."""
+"""Micro-batch linger per service, the environment overriding it, the producer's linger."""
 
 from __future__ import annotations
 
