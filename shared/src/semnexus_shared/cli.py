@@ -173,10 +173,22 @@ def demo(
     """Replay a tenfold traffic burst through the running pipeline and print a report."""
     import httpx  # noqa: PLC0415
 
-    from semnexus_shared.demo import Plan, fresh_start, report, run_burst  # noqa: PLC0415
+    from semnexus_shared.client import ClientError  # noqa: PLC0415
+    from semnexus_shared.demo import (  # noqa: PLC0415
+        Plan,
+        fresh_start,
+        report,
+        run_burst,
+        wait_until_serving,
+    )
 
     settings = ServiceSettings()
     plan = Plan(duration_s=duration, start_rps=start_rps, peak_rps=peak_rps)
+    try:
+        asyncio.run(wait_until_serving(settings, console))
+    except ClientError as exc:
+        console.print(f"[red]the pipeline did not answer a first request: {exc}")
+        raise typer.Exit(1) from exc
     httpx.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
     asyncio.run(fresh_start(settings, console))
     before = _ledger_totals(ledger)

@@ -17,6 +17,7 @@ import json
 import random
 import statistics
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,41 @@ def load_topics(path: Path, count: int, rng: random.Random) -> list[Topic]:
 def zipf_weights(n: int, s: float) -> list[float]:
     """Weights of ranks 1..n under Zipf's law."""
     return [1.0 / (rank**s) for rank in range(1, n + 1)]
+
+
+PROBE_TENANT = "demo-probe"
+
+
+async def wait_until_serving(
+    settings: ServiceSettings, console: Console, timeout_s: float = 240.0
+) -> float:
+    """Ask one question end to end and wait for its answer; the seconds it took.
+
+    Services that have just started may not answer yet: they load models and
+    join their consumer groups, and a Milvus server that has just restarted
+    holds the first read of an existing collection until it has recovered it
+    (111 s for the local stack's much-rewritten collection here, with the
+    collection already reported loaded). The burst's requests time out after
+    30 s, so they must not start before the pipeline answers. The probe is a
+    new question of its own tenant, so it takes the whole path (exact lookup,
+    vector search, a provider call, a fill) without touching the demo tenants'
+    entries, and it is asked before the simulator's counters are reset.
+    """
+    client = SemNexusClient(settings.kafka, PROBE_TENANT, topics=settings.topics)
+    await client.start()
+    started = time.perf_counter()
+    try:
+        with console.status("waiting for the services to answer a first request"):
+            await client.complete(
+                f"semnexus demo: are you serving? ({uuid.uuid4()})",
+                model_alias="chat",
+                timeout_s=timeout_s,
+            )
+    finally:
+        await client.close()
+    waited = time.perf_counter() - started
+    console.print(f"services answering (the first answer took {waited:.1f}s)")
+    return waited
 
 
 async def fresh_start(settings: ServiceSettings, console: Console) -> None:
