@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -317,6 +318,20 @@ class MilvusVectorStore:
                     collection=self.collection,
                 )
             client.load_collection(self.collection)
+            # A Milvus server that has just restarted reports an existing collection
+            # loaded but holds its first read until it has recovered it (111 s for the
+            # local stack's much-rewritten collection). Reading once here keeps the
+            # service out of its consumer group until then, instead of taking
+            # requests whose lookups would queue behind that read.
+            started = time.perf_counter()
+            client.get(self.collection, ids=["semnexus-readiness-probe"], output_fields=["id"])
+            waited = time.perf_counter() - started
+            if waited > 1.0:
+                log.info(
+                    "vector store: first read served",
+                    collection=self.collection,
+                    waited_s=round(waited, 1),
+                )
             return
         client.create_collection(
             self.collection,
