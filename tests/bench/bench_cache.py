@@ -26,9 +26,11 @@ What it does, bounded in time (about 5 minutes with the defaults):
 
 The harness is a raw aiokafka producer (``acks=all``, idempotent, linger 0) and
 one group-less consumer assigned every partition of ``responses`` and
-``cache.missed`` with the fetch settings SemNexusClient gets (aiokafka defaults:
-fetch_max_wait 500 ms, fetch_min_bytes 1, so the broker answers a fetch as soon
-as one record is there; ``--fetch-wait-ms`` changes it).
+``cache.missed`` with the fetch settings SemNexusClient gets (fetch_min_bytes 1,
+so the broker answers a fetch as soon as one record is there, and the fetch wait
+of ``kafka.fetch_max_wait_s``, 100 ms; ``--fetch-wait-ms`` changes it).
+``--timeline FILE`` writes every hit's send time, latency, request partition,
+produce ack and queue stage to a CSV, to place a tail in time and partition.
 Per-stage figures come from ``CompletionResponded.latency``; ``to_produced`` is
 the response record's broker timestamp minus the request's produce call, so
 ``consume`` (the rest) is the harness's own share. Prints a markdown table.
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import random
@@ -50,7 +53,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -95,6 +98,8 @@ class Sent:
     at: float
     epoch_ms: float
     phase: str
+    partition: int = -1
+    acked_ms: float = -1.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,9 @@ class Phase:
     stages: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     first: float = 0.0
     last: float = 0.0
+    # (sent, epoch s; ms to the answer; request partition; ms to the request's
+    # ack; the queue stage, ms)
+    timeline: list[tuple[float, float, int, float, float]] = field(default_factory=list)
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -178,7 +186,7 @@ class Harness:
         self.reader: asyncio.Task[None] | None = None
         self.done = asyncio.Event()
         self.outstanding = 0
-        self.fetch_wait_ms = 500
+        self.fetch_wait_ms = round(kafka.fetch_max_wait_s * 1000)
 
     async def start(self) -> None:
         """Producer, and a reader positioned at the end of the reply topics."""
@@ -212,10 +220,19 @@ class Harness:
     async def send(self, text: str, phase: str) -> str:
         """Produce one request (not waiting for its ack); returns the request id."""
         req = request(text, self.tenant)
-        self.sent[req.request_id] = Sent(time.perf_counter(), time.time() * 1000, phase)
+        sent = self.sent[req.request_id] = Sent(time.perf_counter(), time.time() * 1000, phase)
         self.phases[phase].sent += 1
         self.outstanding += 1
-        await self.producer.send(self.names.requests, self.codec.encode(req), key=request_key(req))
+        acked = await self.producer.send(
+            self.names.requests, self.codec.encode(req), key=request_key(req)
+        )
+
+        def placed(future: asyncio.Future[Any]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                sent.partition = future.result().partition
+                sent.acked_ms = (time.perf_counter() - sent.at) * 1000
+
+        acked.add_done_callback(placed)
         return req.request_id
 
     async def _read(self) -> None:
@@ -247,8 +264,11 @@ class Harness:
             return
         phase.hit_ms.append(took)
         phase.produced_ms.append(record.timestamp - sent.epoch_ms)
+        queued = 0.0
         for stage in response.latency:
             phase.stages[stage.stage].append(stage.duration_ms)
+            queued = stage.duration_ms if stage.stage == "queue" else queued
+        phase.timeline.append((sent.epoch_ms / 1000, took, sent.partition, sent.acked_ms, queued))
 
     async def open_loop(
         self,
@@ -472,7 +492,21 @@ async def bench(args: argparse.Namespace) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for line in rows:
         print(line)
+    if args.timeline:
+        write_timeline(Path(args.timeline), harness.phases.values())
+        print(f"\ntimeline of every hit: {args.timeline}")
     return 0
+
+
+def write_timeline(path: Path, phases: Iterable[Phase]) -> None:
+    """One CSV row per hit, to place a tail in time and partition."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        rows = csv.writer(out)
+        rows.writerow(["phase", "sent_epoch_s", "latency_ms", "partition", "acked_ms", "queue_ms"])
+        for phase in phases:
+            for at, took, partition, acked, queued in phase.timeline:
+                numbers = (f"{at:.3f}", f"{took:.2f}", partition, f"{acked:.2f}", f"{queued:.2f}")
+                rows.writerow([phase.name, *numbers])
 
 
 def main() -> None:
@@ -497,8 +531,11 @@ def main() -> None:
     )
     parser.add_argument("--twins-every", type=float, default=0.5, help="seconds between bursts")
     parser.add_argument("--tenant", default="bench")
-    parser.add_argument("--fetch-wait-ms", type=int, default=500)
+    parser.add_argument(
+        "--fetch-wait-ms", type=int, default=round(KafkaSettings().fetch_max_wait_s * 1000)
+    )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service")
+    parser.add_argument("--timeline", default="", help="write every hit's timing to this CSV")
     sys.exit(asyncio.run(bench(parser.parse_args())))
 
 

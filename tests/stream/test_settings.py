@@ -1,8 +1,9 @@
-"""Micro-batch linger per service, the environment overriding it, the producer's linger."""
+"""Micro-batch linger per service, the environment overriding it, producer linger, fetch wait."""
 
 from __future__ import annotations
 
 import pytest
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from semnexus_cache_lookup.config import Settings as CacheLookupSettings
 from semnexus_cost_ledger.config import LedgerSettings
@@ -20,6 +21,22 @@ def test_the_bus_hands_the_producer_linger_to_faust() -> None:
     assert FaustBus(ServiceSettings()).app.conf.producer_linger == 0.0
     lingering = ServiceSettings(kafka=KafkaSettings(producer_linger_s=0.003))
     assert FaustBus(lingering).app.conf.producer_linger == 0.003
+
+
+async def test_the_bus_consumer_fetches_with_the_configured_wait() -> None:
+    # faust builds its aiokafka consumer with a fixed 1.5 s fetch wait; ours must win.
+    for wait_s, expected_ms in ((None, 100), (0.02, 20)):
+        kafka = KafkaSettings() if wait_s is None else KafkaSettings(fetch_max_wait_s=wait_s)
+        bus = FaustBus(ServiceSettings(kafka=kafka))
+        delegate, transport = bus.app.consumer, bus.app.transport
+        assert isinstance(delegate, faust_aiokafka.Consumer)
+        assert isinstance(transport, faust_aiokafka.Transport)
+        consumer = delegate._thread._create_worker_consumer(transport)
+        try:
+            # The value AIOKafkaConsumer.start() hands to its fetcher.
+            assert consumer._fetch_max_wait_ms == expected_ms
+        finally:
+            await consumer.stop()
 
 
 def test_the_environment_wins_over_a_service_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -126,7 +126,10 @@ class SemNexusClient:
         # No group: every client sees every partition of its reply topic from
         # now on and picks out its own request ids.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._kafka.servers, group_id=None, enable_auto_commit=False
+            bootstrap_servers=self._kafka.servers,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=round(self._kafka.fetch_max_wait_s * 1000),
         )
         try:
             parts = await partitions_of(self._kafka, self.reply_topic)

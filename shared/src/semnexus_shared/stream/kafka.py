@@ -5,7 +5,8 @@ bookkeeping; this module adds what SemNexus needs on top:
 
 - an idempotent producer (``acks=all``, ``enable_idempotence``) for every
   record a pipeline produces, through the ``semnexus://`` transport, which is
-  faust's aiokafka transport with that one setting changed;
+  faust's aiokafka transport with that setting changed, and the consumer's
+  fetch wait taken from the settings instead of faust's fixed 1.5 s;
 - events are acknowledged to faust only after :meth:`Pipeline.process`
   returned, that is after every record they produced was acknowledged, and
   faust commits only the contiguous prefix of acknowledged offsets, so a slow
@@ -44,10 +45,43 @@ class _IdempotentProducer(faust_aiokafka.Producer):
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
+class _App(faust.App):
+    """A faust app that also carries the consumer's fetch wait (faust has no setting for it)."""
+
+    fetch_max_wait_ms: int = 1500
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer thread, with the fetch wait of :attr:`KafkaSettings.fetch_max_wait_s`.
+
+    aiokafka keeps at most one fetch in flight per broker, and a fetch names
+    only the partitions whose earlier records the service has taken. When a
+    fetch goes out while some partitions' records still wait to be taken, and
+    nothing new comes to the partitions it names, the broker holds it for the
+    whole fetch wait; records that arrive meanwhile on the partitions it left
+    out wait with it. faust fixes that wait at 1.5 s: in the bench's closed loop
+    of 128 requests on one broker, whole windows stalled like this for 1.4 s in
+    most runs (BENCHMARKS.md).
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        if isinstance(self.app, _App):
+            # Read by AIOKafkaConsumer.start() when it builds its fetcher.
+            consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class Transport(faust_aiokafka.Transport):
-    """faust's aiokafka transport with an idempotent producer (``semnexus://``)."""
+    """faust's aiokafka transport, idempotent producer, configured fetch wait (``semnexus://``)."""
 
     Producer = _IdempotentProducer
+    Consumer = _Consumer
 
 
 def crash_process(reason: str) -> NoReturn:
@@ -189,7 +223,7 @@ class FaustBus:
         datadir.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self._crash = crash
-        self.app = faust.App(
+        self.app = _App(
             settings.service_name,
             broker=[f"semnexus://{server}" for server in kafka.servers],
             broker_credentials=None,
@@ -212,6 +246,7 @@ class FaustBus:
             # faust keeps table state here; nothing of ours, so never the working dir
             datadir=str(datadir),
         )
+        self.app.fetch_max_wait_ms = round(kafka.fetch_max_wait_s * 1000)
         self._producer = _FaustProducer(self.app)
         meter("semnexus.stream").create_observable_gauge(
             "semnexus_consumer_lag",
