@@ -186,7 +186,7 @@ class Harness:
         self.reader: asyncio.Task[None] | None = None
         self.done = asyncio.Event()
         self.outstanding = 0
-        self.fetch_wait_ms = round(kafka.fetch_max_wait_s * 1000)
+        self.fetch_wait_ms = kafka.fetch_max_wait_ms
 
     async def start(self) -> None:
         """Producer, and a reader positioned at the end of the reply topics."""
@@ -436,7 +436,8 @@ async def bench(args: argparse.Namespace) -> int:
     log = Path(tempfile.gettempdir()) / f"{collection}.log"
     proc = start_service(prefix, collection, extra, log)
     harness = Harness(kafka, names, codec, args.tenant)
-    harness.fetch_wait_ms = args.fetch_wait_ms
+    if args.fetch_wait_ms is not None:
+        harness.fetch_wait_ms = args.fetch_wait_ms
     await harness.start()
     rows: list[str] = []
     try:
@@ -532,7 +533,7 @@ def main() -> None:
     parser.add_argument("--twins-every", type=float, default=0.5, help="seconds between bursts")
     parser.add_argument("--tenant", default="bench")
     parser.add_argument(
-        "--fetch-wait-ms", type=int, default=round(KafkaSettings().fetch_max_wait_s * 1000)
+        "--fetch-wait-ms", type=int, help="the harness's fetch wait (default: the client's)"
     )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service")
     parser.add_argument("--timeline", default="", help="write every hit's timing to this CSV")

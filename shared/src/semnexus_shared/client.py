@@ -129,7 +129,7 @@ class SemNexusClient:
             bootstrap_servers=self._kafka.servers,
             group_id=None,
             enable_auto_commit=False,
-            fetch_max_wait_ms=round(self._kafka.fetch_max_wait_s * 1000),
+            fetch_max_wait_ms=self._kafka.fetch_max_wait_ms,
         )
         try:
             parts = await partitions_of(self._kafka, self.reply_topic)

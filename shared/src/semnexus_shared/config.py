@@ -52,6 +52,11 @@ class KafkaSettings(_Section):
     fetch_max_wait_s: float = Field(default=0.1, gt=0.0)
 
     @property
+    def fetch_max_wait_ms(self) -> int:
+        """:attr:`fetch_max_wait_s` in the unit aiokafka takes."""
+        return round(self.fetch_max_wait_s * 1000)
+
+    @property
     def servers(self) -> list[str]:
         """The bootstrap list as host:port strings."""
         return [s.strip() for s in self.bootstrap.split(",") if s.strip()]

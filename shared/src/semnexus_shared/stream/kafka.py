@@ -246,7 +246,7 @@ class FaustBus:
             # faust keeps table state here; nothing of ours, so never the working dir
             datadir=str(datadir),
         )
-        self.app.fetch_max_wait_ms = round(kafka.fetch_max_wait_s * 1000)
+        self.app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
         self._producer = _FaustProducer(self.app)
         meter("semnexus.stream").create_observable_gauge(
             "semnexus_consumer_lag",
