@@ -22,6 +22,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 
 from semnexus_shared.config import KafkaSettings
 
@@ -110,6 +111,21 @@ def kafka_settings() -> KafkaSettings:
     settings = KafkaSettings(bootstrap=os.environ.get("SEMNEXUS_TEST_KAFKA", "127.0.0.1:9092"))
     host, port = settings.servers[0].rsplit(":", 1)
     require_port("Kafka", host, int(port))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl_settings() -> KafkaSettings:
+    """The local broker's SASL_PLAINTEXT listener and its user (infra/stack/kafka.sh)."""
+    settings = KafkaSettings(
+        bootstrap=os.environ.get("SEMNEXUS_TEST_KAFKA_SASL", "127.0.0.1:9094"),
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_username="semnexus",
+        sasl_password=SecretStr("semnexus-local"),
+    )
+    host, port = settings.servers[0].rsplit(":", 1)
+    require_port("Kafka's SASL listener", host, int(port))
     return settings
 
 

@@ -2,11 +2,19 @@
 # Apache Kafka 4.x, one node in KRaft mode (broker + controller), on 127.0.0.1.
 # Jars come from Maven Central via infra/kafka/pom.xml (`make setup`).
 # Storage is formatted on first start; data and logs live under $STACK_DIR.
+# Besides the plain listener, a SASL_PLAINTEXT one (mechanism PLAIN, one local
+# user) lets the tests and a developer check a secured client configuration:
+#   SEMNEXUS_KAFKA__BOOTSTRAP=127.0.0.1:9094 SEMNEXUS_KAFKA__SECURITY_PROTOCOL=SASL_PLAINTEXT
+#   SEMNEXUS_KAFKA__SASL_USERNAME=semnexus SEMNEXUS_KAFKA__SASL_PASSWORD=semnexus-local
 source "$(dirname "$0")/lib.sh"
 
 NAME=kafka
 PORT="${KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+SASL_PORT="${KAFKA_SASL_PORT:-9094}"
+# local development credentials, not a secret
+SASL_USER=semnexus
+SASL_PASSWORD=semnexus-local
 LIB="$REPO_ROOT/infra/kafka/lib"
 DATA="$STACK_DIR/data/kafka"
 CONF="$STACK_DIR/run/kafka.properties"
@@ -21,11 +29,13 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="$SASL_USER" password="$SASL_PASSWORD" user_$SASL_USER="$SASL_PASSWORD";
 log.dirs=$DATA
 num.partitions=1
 # topics are declared and created by 'semnexus topics apply'; a typo must fail, not create one
@@ -46,7 +56,7 @@ do_start() {
   if is_running "$NAME"; then say "$NAME: already running (pid $(cat "$(pidfile $NAME)")) on 127.0.0.1:$PORT"; return 0; fi
   local java; java="$(java_cmd)"
   [[ -d "$LIB" ]] && compgen -G "$LIB/kafka_2.13-*.jar" >/dev/null || die "kafka: jars missing in $LIB (run 'make setup')"
-  require_free_ports "$NAME" "$PORT" "$CONTROLLER_PORT"
+  require_free_ports "$NAME" "$PORT" "$CONTROLLER_PORT" "$SASL_PORT"
   write_config
   export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
   local log4j="$REPO_ROOT/infra/kafka/log4j2.yaml"

@@ -49,7 +49,7 @@ def topics(kafka_settings: KafkaSettings, unique_prefix: str) -> Topics:
 async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer, as an app (the client SDK) would use."""
     p = AIOKafkaProducer(
-        bootstrap_servers=kafka_settings.servers,
+        **kafka_settings.client_args(),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -68,7 +68,7 @@ async def collect(
     """Read ``topic`` from the start until ``until(records)`` holds or the time is up."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=kafka.servers,
+        **kafka.consumer_args(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -123,6 +123,19 @@ class Worker:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def kafka_environment(kafka: KafkaSettings) -> dict[str, str]:
+    """The variables that give a worker process these brokers and credentials."""
+    env = {
+        "SEMNEXUS_KAFKA__BOOTSTRAP": kafka.bootstrap,
+        "SEMNEXUS_KAFKA__SECURITY_PROTOCOL": kafka.security_protocol,
+    }
+    if kafka.sasl_password is not None:
+        env["SEMNEXUS_KAFKA__SASL_MECHANISM"] = kafka.sasl_mechanism or "PLAIN"
+        env["SEMNEXUS_KAFKA__SASL_USERNAME"] = kafka.sasl_username or ""
+        env["SEMNEXUS_KAFKA__SASL_PASSWORD"] = kafka.sasl_password.get_secret_value()
+    return env
+
+
 @pytest.fixture
 def worker_factory(
     kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path
@@ -130,11 +143,11 @@ def worker_factory(
     """Build worker processes with a private consumer group; all stopped afterwards."""
     made: list[Worker] = []
 
-    def make(*args: str, telemetry: bool = False) -> Worker:
+    def make(*args: str, telemetry: bool = False, kafka: KafkaSettings | None = None) -> Worker:
         env = {
             **os.environ,
+            **kafka_environment(kafka or kafka_settings),
             "SEMNEXUS_SERVICE_NAME": topics.prefix + "echo",
-            "SEMNEXUS_KAFKA__BOOTSTRAP": kafka_settings.bootstrap,
             "SEMNEXUS_TELEMETRY__ENABLED": "true" if telemetry else "false",
             "SEMNEXUS_KAFKA__COMMIT_INTERVAL_S": "0.5",
             "PYTHONUNBUFFERED": "1",

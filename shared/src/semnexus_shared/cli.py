@@ -131,7 +131,7 @@ def tail(
     async def run() -> None:
         consumer = AIOKafkaConsumer(
             full,
-            bootstrap_servers=settings.kafka.servers,
+            **settings.kafka.consumer_args(),
             group_id=None,
             auto_offset_reset="earliest" if from_beginning else "latest",
         )

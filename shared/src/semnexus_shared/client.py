@@ -117,7 +117,7 @@ class SemNexusClient:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: PLC0415
 
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._kafka.servers,
+            **self._kafka.client_args(),
             acks="all",
             enable_idempotence=True,
             linger_ms=1,
@@ -126,10 +126,7 @@ class SemNexusClient:
         # No group: every client sees every partition of its reply topic from
         # now on and picks out its own request ids.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._kafka.servers,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self._kafka.fetch_max_wait_ms,
+            **self._kafka.consumer_args(), group_id=None, enable_auto_commit=False
         )
         try:
             parts = await partitions_of(self._kafka, self.reply_topic)

@@ -12,8 +12,9 @@ every service, so one ``.env`` can configure the whole pipeline.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,13 +25,22 @@ class _Section(BaseModel):
 
 
 class KafkaSettings(_Section):
-    """Where the brokers are and how every producer and consumer behaves."""
+    """Where the brokers are, how to authenticate, and how every client behaves.
+
+    Every Kafka client of SemNexus (the faust bus, the app client, views, the
+    CLI, the ledger's rebuild, topic admin) connects with :meth:`client_args`,
+    so one set of variables points all of them at a secured cluster.
+    """
 
     bootstrap: str = "127.0.0.1:9092"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # SASL only; None means PLAIN (Confluent Cloud); SCRAM for MSK and most self-run clusters.
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # SSL and SASL_SSL: the CA bundle that signed the brokers' certificates
+    # (None: the system's trust store).
+    ssl_cafile: Path | None = None
     # Offsets are committed this often, always only up to fully produced events.
     commit_interval_s: float = 1.0
     session_timeout_s: float = 30.0
@@ -50,6 +60,62 @@ class KafkaSettings(_Section):
     # taken yet; records that then arrive there wait for it (faust's 1.5 s made
     # whole closed-loop windows wait 1.4 s). See stream.kafka._ConsumerThread.
     fetch_max_wait_s: float = Field(default=0.1, gt=0.0)
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (self.sasl_username is None or self.sasl_password is None):
+            raise ValueError(
+                f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_username "
+                "and kafka.sasl_password (SEMNEXUS_KAFKA__SASL_USERNAME, __SASL_PASSWORD)"
+            )
+        given = [
+            name
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+            if getattr(self, name) is not None
+        ]
+        if given and not sasl:
+            raise ValueError(
+                f"kafka.{given[0]} is set but kafka.security_protocol is "
+                f"{self.security_protocol}, which sends no credentials: set it to SASL_SSL "
+                "(or SASL_PLAINTEXT)"
+            )
+        if self.ssl_cafile is not None and not self.uses_tls:
+            raise ValueError(
+                f"kafka.ssl_cafile is set but kafka.security_protocol is "
+                f"{self.security_protocol}, which does not use TLS: set it to SSL or SASL_SSL"
+            )
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether connections to the brokers are encrypted."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for SSL and SASL_SSL (reads :attr:`ssl_cafile`), else ``None``."""
+        if not self.uses_tls:
+            return None
+        cafile = str(self.ssl_cafile) if self.ssl_cafile is not None else None
+        return ssl.create_default_context(cafile=cafile)
+
+    def client_args(self) -> dict[str, Any]:
+        """Keyword arguments that connect any aiokafka client to these brokers."""
+        args: dict[str, Any] = {
+            "bootstrap_servers": self.servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_tls:
+            args["ssl_context"] = self.ssl_context()
+        if self.sasl_password is not None:
+            args["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            args["sasl_plain_username"] = self.sasl_username
+            args["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return args
+
+    def consumer_args(self) -> dict[str, Any]:
+        """:meth:`client_args` plus the consumer-only settings (the fetch wait)."""
+        return {**self.client_args(), "fetch_max_wait_ms": self.fetch_max_wait_ms}
 
     @property
     def fetch_max_wait_ms(self) -> int:

@@ -154,7 +154,7 @@ async def fresh_start(settings: ServiceSettings, console: Console) -> None:
 
     codec = Codec(SchemaRegistry.load(settings.schemas_dir))
     topic = TopicNames(settings.topics).cache_invalidate
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.servers, acks="all")
+    producer = AIOKafkaProducer(**settings.kafka.client_args(), acks="all")
     await producer.start()
     try:
         for tenant in TENANTS:

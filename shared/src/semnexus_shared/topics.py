@@ -150,7 +150,7 @@ def _admin(kafka: KafkaSettings) -> Any:
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415  (adapter import)
 
     return AIOKafkaAdminClient(
-        bootstrap_servers=kafka.servers,
+        **kafka.client_args(),
         request_timeout_ms=int(kafka.request_timeout_s * 1000),
     )
 

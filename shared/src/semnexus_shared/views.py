@@ -64,7 +64,7 @@ class CompactedView(Generic[V]):
         from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415  (adapter)
 
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._kafka.servers,
+            **self._kafka.consumer_args(),
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="earliest",

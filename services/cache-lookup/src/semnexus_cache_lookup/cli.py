@@ -89,7 +89,7 @@ def invalidate(
         from aiokafka import AIOKafkaProducer  # noqa: PLC0415  (adapter import)
 
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka.servers, acks="all", enable_idempotence=True
+            **settings.kafka.client_args(), acks="all", enable_idempotence=True
         )
         await producer.start()
         try:

@@ -65,7 +65,7 @@ async def read_usage(
     # topic's metadata at start (a bare consumer knows no partitions of an unsubscribed topic).
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=kafka.servers,
+        **kafka.consumer_args(),
         enable_auto_commit=False,
         group_id=None,
         auto_offset_reset="earliest",

@@ -28,9 +28,10 @@ from typing import Any, NoReturn
 import faust
 import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.auth import CredentialsT
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from semnexus_shared.config import ServiceSettings
+from semnexus_shared.config import KafkaSettings, ServiceSettings
 from semnexus_shared.metrics import meter
 from semnexus_shared.stream._model import OutRecord, Record
 from semnexus_shared.stream._pipeline import Pipeline
@@ -82,6 +83,25 @@ class Transport(faust_aiokafka.Transport):
 
     Producer = _IdempotentProducer
     Consumer = _Consumer
+
+
+def broker_credentials(kafka: KafkaSettings) -> CredentialsT | None:
+    """The settings' authentication as faust credentials (faust turns them into aiokafka's).
+
+    faust tells SASL_SSL from SASL_PLAINTEXT by whether a TLS context is given,
+    so the two forms connect exactly as :meth:`KafkaSettings.client_args` does.
+    """
+    context = kafka.ssl_context()
+    if kafka.sasl_password is not None:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
 
 
 def crash_process(reason: str) -> NoReturn:
@@ -226,7 +246,7 @@ class FaustBus:
         self.app = _App(
             settings.service_name,
             broker=[f"semnexus://{server}" for server in kafka.servers],
-            broker_credentials=None,
+            broker_credentials=broker_credentials(kafka),
             key_serializer="raw",
             value_serializer="raw",
             web_enabled=False,
