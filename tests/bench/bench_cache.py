@@ -384,11 +384,15 @@ def start_service(prefix: str, collection: str, extra: dict[str, str], log: Path
     )
 
 
-async def wait_ready(harness: Harness, probe: str, timeout_s: float) -> float:
+async def wait_ready(
+    harness: Harness, probe: str, timeout_s: float, service: subprocess.Popen[bytes], log: Path
+) -> float:
     """Ask for the last stored text until it is a hit; seconds it took."""
     harness.phases["ready"] = phase = Phase("ready")
     started = time.perf_counter()
     while time.perf_counter() - started < timeout_s:
+        if service.poll() is not None:
+            raise RuntimeError(f"the service exited with {service.returncode}; see {log}")
         await harness.send(probe, "ready")
         await harness._drain("ready", 5.0)
         if phase.hit_ms:
@@ -441,7 +445,7 @@ async def bench(args: argparse.Namespace) -> int:
     await harness.start()
     rows: list[str] = []
     try:
-        ready = await wait_ready(harness, stored[-1], 300)
+        ready = await wait_ready(harness, stored[-1], 300, proc, log)
         print(f"# service up and {len(stored)} entries served after {ready:.0f}s", flush=True)
         await harness.open_loop("warm-up", exact[-500:] + paraphrases[-500:], args.rate, 10)
         phases = [
