@@ -7,9 +7,11 @@ import numpy as np
 from semnexus_cache_lookup.evaluation import (
     LabelledPair,
     calibrate,
+    calibrate_fast_path,
     implied_pairs,
     measure,
     split_by_cluster,
+    with_fast_path,
 )
 
 
@@ -44,6 +46,34 @@ def test_unreachable_target_serves_nothing() -> None:
     scores, labels = _synthetic()
     got = calibrate(scores, labels, 1.01)
     assert got.hits == 0
+
+
+def test_the_fast_path_keeps_the_target_and_most_of_the_recall() -> None:
+    """A cheap, noisier score vouches for its surest pairs; both thresholds keep the promises."""
+    scores, labels = _synthetic()
+    rng = np.random.default_rng(7)
+    cheap = np.clip(scores + rng.normal(0.0, 0.08, len(scores)), 0.0, 1.0)
+    alone = calibrate(scores, labels, 0.85)
+    fast, got = calibrate_fast_path(scores, cheap, labels, 0.85, max_recall_cost=0.02)
+    assert fast is not None
+    assert got.precision >= 0.85
+    assert got.recall >= alone.recall - 0.02
+    decided = with_fast_path(scores, cheap, fast)
+    assert measure(decided, labels, got.threshold) == got
+    # The lowest fast threshold that keeps the recall: one step lower costs more.
+    lower = calibrate(with_fast_path(scores, cheap, fast - 0.01), labels, 0.85)
+    assert fast - 0.01 < calibrate(cheap, labels, 0.85).threshold or (
+        lower.recall < alone.recall - 0.02
+    )
+
+
+def test_no_fast_path_when_the_cheap_score_cannot_keep_the_target() -> None:
+    """A cheap score that never reaches the precision gets no fast threshold."""
+    scores, labels = _synthetic()
+    noise = np.random.default_rng(3).random(len(scores))
+    fast, got = calibrate_fast_path(scores, noise, labels, 0.85, confidence_z=1.645)
+    assert fast is None
+    assert got == calibrate(scores, labels, 0.85, confidence_z=1.645)
 
 
 def test_split_by_cluster_keeps_each_question_in_one_part() -> None:

@@ -117,3 +117,72 @@ def test_the_service_refuses_a_point_calibrated_for_another_model(tmp_path: Path
         default=OperatingPoint(threshold=0.8, target_precision=0.9, model=DEFAULT_MODEL)
     ).dump(path)
     assert load_decisions(CacheSettings(operating_points=path)).scorer is not None
+
+
+class _FastTable(_Table):
+    """A stack stand-in: pairs whose cheap score reaches their fast threshold score 1."""
+
+    def __init__(self, table: dict[str, float], cheap: dict[str, float]) -> None:
+        super().__init__(table)
+        self.cheap = cheap
+        self.fast_calls: list[list[float]] = []
+
+    def score_pairs_fast(
+        self,
+        a_texts: Sequence[str],
+        a_vectors: npt.NDArray[np.float32],
+        b_texts: Sequence[str],
+        b_vectors: npt.NDArray[np.float32],
+        fast_at: Sequence[float],
+    ) -> npt.NDArray[np.float64]:
+        self.fast_calls.append(list(fast_at))
+        full = self.score_pairs(a_texts, a_vectors, b_texts, b_vectors)
+        sure = np.array([self.cheap[t] for t in b_texts]) >= np.asarray(fast_at)
+        return np.where(sure, 1.0, full)
+
+
+def test_a_tenants_fast_threshold_reaches_the_scorer() -> None:
+    """The tenant's fast threshold is handed to a fast-path scorer; without one it is not."""
+    scorer = _FastTable({"near": 0.5}, cheap={"near": 0.9})
+    points = OperatingPoints(
+        default=OperatingPoint(threshold=0.8, target_precision=0.85),
+        tenants={"fast": OperatingPoint(threshold=0.8, target_precision=0.85, fast_threshold=0.85)},
+    )
+    decisions = TenantDecisions(scorer, points)
+    chosen, score = decide(decisions.for_tenant("fast"), "q", _V, [_c("near", 0.9)])
+    assert (chosen is not None, score) == (True, 1.0)
+    assert scorer.fast_calls == [[0.85]]
+    # The request's own floor keeps the tenant's fast path.
+    assert decisions.for_tenant("fast", 0.7).fast_threshold == 0.85
+    # A tenant without a fast threshold: the plain scorer, and the full score decides.
+    assert decide(decisions.for_tenant("other"), "q", _V, [_c("near", 0.9)]) == (None, 0.5)
+    assert scorer.fast_calls == [[0.85]]
+
+
+def test_the_service_refuses_a_fast_threshold_its_verifier_cannot_use(tmp_path: Path) -> None:
+    """Only a stack has a cheap member to be sure with; the MLP alone is refused."""
+    from semnexus_cache_lookup.__main__ import load_decisions  # noqa: PLC0415
+    from semnexus_cache_lookup.config import CacheSettings  # noqa: PLC0415
+    from semnexus_cache_lookup.errors import CacheLookupMisconfigured  # noqa: PLC0415
+    from semnexus_cache_lookup.verifier import MLP_MODEL  # noqa: PLC0415
+
+    path = tmp_path / "cache-tenants.yaml"
+    point = OperatingPoint(threshold=0.8, target_precision=0.9, fast_threshold=0.9, model=MLP_MODEL)
+    OperatingPoints(default=point).dump(path)
+    settings = CacheSettings(operating_points=path, verifier_model=MLP_MODEL)
+    with pytest.raises(CacheLookupMisconfigured, match="fast_threshold"):
+        load_decisions(settings)
+
+
+def test_the_shipped_points_give_the_stack_a_fast_path() -> None:
+    """infra/cache-tenants.yaml loads in the service, every point with its fast threshold."""
+    from semnexus_cache_lookup.__main__ import load_decisions  # noqa: PLC0415
+    from semnexus_cache_lookup.config import CacheSettings  # noqa: PLC0415
+
+    decisions = load_decisions(CacheSettings())
+    assert isinstance(decisions, TenantDecisions)
+    for tenant in ("default-tenant", "demo"):
+        decision = decisions.for_tenant(tenant)
+        assert isinstance(decision, VerifiedDecision)
+        assert decision.fast_threshold is not None
+        assert decision.threshold < decision.fast_threshold < 1.0

@@ -78,6 +78,33 @@ def test_the_gate_spares_the_cross_encoder_and_scores_zero() -> None:
     assert scorer.score_pairs([], vectors[:0], [], vectors[:0]).shape == (0,)
 
 
+def test_the_fast_path_serves_what_the_mlp_is_sure_of_without_the_cross_encoder() -> None:
+    """A pair at or above its fast threshold scores 1 at once; the rest are scored in full."""
+    cross = _CountingCross()
+    weights = StackWeights(cross=1.0, cosine=0.0, mlp=0.0, bias=0.0, gate=0.3)
+    scorer = StackedScorer(
+        _FixedMlp({"low": 0.1, "mid": 0.6, "sure": 0.9}),  # type: ignore[arg-type]
+        cross,  # type: ignore[arg-type]
+        weights,
+        {"name": "t"},
+    )
+    vectors = np.eye(4, 4, dtype=np.float32)
+    texts = ["low", "mid", "sure", "sure"]
+    # The last pair's tenant has no fast path (inf): it is verified like any other.
+    got = scorer.score_pairs_fast(["q"] * 4, vectors, texts, vectors, [0.8, 0.8, 0.8, np.inf])
+    assert cross.asked == ["mid", "sure"]
+    assert got[0] == 0.0
+    assert got[2] == 1.0
+    assert got[1] == got[3] == 1 / (1 + np.exp(-3.0))
+    # Without fast thresholds the stack scores as it always did.
+    cross.asked.clear()
+    np.testing.assert_array_equal(
+        scorer.score_pairs(["q"] * 4, vectors, texts, vectors),
+        [0.0, got[1], got[1], got[1]],
+    )
+    assert cross.asked == ["mid", "sure", "sure"]
+
+
 def test_logit_is_clipped() -> None:
     """0 and 1 give finite logits."""
     assert np.isfinite(logit(np.array([0.0, 1.0]))).all()

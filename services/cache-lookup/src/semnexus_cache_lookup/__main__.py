@@ -39,6 +39,7 @@ def load_decisions(cache: CacheSettings) -> Decisions:
     if cache.decision == "verifier":
         # Imported here: only this choice needs the verifier's weights and YAML.
         from semnexus_cache_lookup.decision import (  # noqa: PLC0415
+            FastPathScorer,
             OperatingPoints,
             TenantDecisions,
         )
@@ -55,6 +56,11 @@ def load_decisions(cache: CacheSettings) -> Decisions:
                     f"{cache.operating_points}: tenant {tenant!r} was calibrated for model "
                     f"{point.model!r}, the service runs {scorer.name!r}; run `semnexus cache "
                     "calibrate` for this model"
+                )
+            if point.fast_threshold is not None and not isinstance(scorer, FastPathScorer):
+                raise CacheLookupMisconfigured(
+                    f"{cache.operating_points}: tenant {tenant!r} has a fast_threshold, which "
+                    f"only a stacked verifier can use; {scorer.name!r} is not one"
                 )
         return TenantDecisions(scorer, points)
     raise CacheLookupMisconfigured(f"unknown decision {cache.decision!r}")

@@ -46,6 +46,7 @@ from semnexus_cache_lookup.evaluation import (
     MemoryStore,
     MilvusCandidateStore,
     calibrate,
+    calibrate_fast_path,
     evaluate_pairs,
     evaluate_retrieval,
     load_pairs,
@@ -157,13 +158,17 @@ def evaluate(
         label = f"cosine ≥ {point:.4f}"
     else:
         verifier = load_scorer(model)
-        point = (
-            threshold
-            if threshold is not None
-            else (_points(tenants_file, verifier).for_tenant(tenant).threshold)
-        )
-        decision = VerifiedDecision(verifier, point)
+        # --threshold alone: that threshold, every nominee verified in full.
+        fast: float | None = None
+        if threshold is None:
+            tenant_point = _points(tenants_file, verifier).for_tenant(tenant)
+            point, fast = tenant_point.threshold, tenant_point.fast_threshold
+        else:
+            point = threshold
+        decision = VerifiedDecision(verifier, point, fast_threshold=fast)
         label = f"verifier {verifier.name} p ≥ {point:.4f} (tenant {tenant})"
+        if fast is not None:
+            label += f", fast path MLP ≥ {fast:.4f}"
     label += f", {embedder_kind.value} embeddings"
     embedder = _embedder(cache_dir, embedder_kind)
     started = time.perf_counter()
@@ -226,12 +231,41 @@ def calibrate_command(
     embedder_kind: EmbedderKind = typer.Option(
         SERVICE_EMBEDDER, "--embedder", help="runtime that embeds the dataset (the service's)"
     ),
+    fast_recall_cost: float = typer.Option(
+        0.01, help="stack only: the recall the MLP-only fast path may cost"
+    ),
+    no_fast_path: bool = typer.Option(
+        False, "--no-fast-path", help="stack only: verify every nominee with both members"
+    ),
 ) -> None:
-    """Pick the verifier threshold reaching --precision and write it for the tenant."""
+    """Pick the verifier threshold reaching --precision and write it for the tenant.
+
+    For a stack it also picks a fast threshold on the MLP: nominees rated at or
+    above it are served without the cross-encoder, and the threshold is
+    recalibrated so that the two together keep --precision.
+    """
     verifier = load_scorer(model)
     chosen = _select(load_pairs(pairs), part)
-    scores, labels = pair_scores(chosen, _embedder(cache_dir, embedder_kind), verifier)
+    embedder = _embedder(cache_dir, embedder_kind)
+    scores, labels = pair_scores(chosen, embedder, verifier)
     got = calibrate(scores, labels, precision, confidence_z)
+    fast: float | None = None
+    if isinstance(verifier, StackedScorer) and not no_fast_path and got.threshold <= 1.0:
+        cheap, _ = pair_scores(chosen, embedder, verifier.mlp)
+        fast, got = calibrate_fast_path(
+            scores,
+            cheap,
+            labels,
+            precision,
+            confidence_z=confidence_z,
+            max_recall_cost=fast_recall_cost,
+        )
+        if fast is not None:
+            share = int((cheap >= fast).sum()) / max(got.hits, 1)
+            console.print(
+                f"fast path: MLP ≥ {fast:.4f} is served without the cross-encoder "
+                f"({share:.0%} of the pairs served)"
+            )
     if got.threshold > 1.0:
         console.print(
             f"[yellow]precision {precision} is out of reach on these pairs: "
@@ -241,6 +275,7 @@ def calibrate_command(
     point = OperatingPoint(
         threshold=round(got.threshold, 6),
         target_precision=precision,
+        fast_threshold=None if fast is None else round(fast, 6),
         measured_precision=round(got.precision, 4),
         measured_recall=round(got.recall, 4),
         calibrated_on=f"{pairs.name}:{part.value} ({len(chosen)} pairs, "

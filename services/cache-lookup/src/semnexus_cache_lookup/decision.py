@@ -15,15 +15,19 @@ that ``semnexus cache eval`` compares against. :class:`VerifiedDecision` scores
 each candidate with a learned pair verifier (:mod:`semnexus_cache_lookup.verifier`)
 and serves the most probable one only when its probability clears the tenant's
 operating point; :class:`OperatingPoints` holds those per-tenant thresholds (the
-file ``semnexus cache calibrate`` writes, ``infra/cache-tenants.yaml``).
+file ``semnexus cache calibrate`` writes, ``infra/cache-tenants.yaml``). A point may
+also carry a fast threshold: a :class:`FastPathScorer` (the stack) serves a nominee
+its cheap member (the MLP) rates at or above it without running the expensive one
+(the cross-encoder).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -69,6 +73,11 @@ class HitDecision(Protocol):
         """What scores a nominee whose score is ``None`` (``None``: never needed)."""
         ...
 
+    @property
+    def fast_threshold(self) -> float | None:
+        """The fast path's bar for a :class:`FastPathScorer` (``None``: no fast path)."""
+        ...
+
     def nominate(self, query: str, candidates: Sequence[Candidate]) -> Nomination:
         """The candidate to judge and, when known without the scorer, its score."""
         ...
@@ -92,11 +101,32 @@ def decide(
             raise ValueError(f"{type(decision).__name__} nominated a candidate with no scorer")
         best = nominee.candidate
         score = float(
-            scorer.score_pairs(
-                [query], query_vector[np.newaxis, :], [best.text], best.vector[np.newaxis, :]
+            score_nominees(
+                scorer,
+                [query],
+                query_vector[np.newaxis, :],
+                [best.text],
+                best.vector[np.newaxis, :],
+                fast_thresholds=[decision.fast_threshold],
             )[0]
         )
     return (nominee.candidate if decision.accepts(score) else None), score
+
+
+def score_nominees(
+    scorer: PairScorer,
+    a_texts: Sequence[str],
+    a_vectors: Vector,
+    b_texts: Sequence[str],
+    b_vectors: Vector,
+    *,
+    fast_thresholds: Sequence[float | None],
+) -> npt.NDArray[np.float64]:
+    """Score pairs, each with its decision's fast path when the scorer has one."""
+    fast_at = [math.inf if t is None else t for t in fast_thresholds]
+    if isinstance(scorer, FastPathScorer) and any(t < math.inf for t in fast_at):
+        return scorer.score_pairs_fast(a_texts, a_vectors, b_texts, b_vectors, fast_at)
+    return scorer.score_pairs(a_texts, a_vectors, b_texts, b_vectors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +138,11 @@ class ThresholdDecision:
     @property
     def scorer(self) -> PairScorer | None:
         """Cosine needs no scorer."""
+        return None
+
+    @property
+    def fast_threshold(self) -> float | None:
+        """Nothing to skip."""
         return None
 
     def nominate(self, query: str, candidates: Sequence[Candidate]) -> Nomination:
@@ -135,6 +170,22 @@ class PairScorer(Protocol):
         ...
 
 
+@runtime_checkable
+class FastPathScorer(PairScorer, Protocol):
+    """A scorer with a cheap member that can vouch for a pair alone (the stack's MLP)."""
+
+    def score_pairs_fast(
+        self,
+        a_texts: Sequence[str],
+        a_vectors: Vector,
+        b_texts: Sequence[str],
+        b_vectors: Vector,
+        fast_at: Sequence[float],
+    ) -> npt.NDArray[np.float64]:
+        """As ``score_pairs``; pair i scores 1 when the cheap member rates it ``>= fast_at[i]``."""
+        ...
+
+
 def normalised(text: str) -> str:
     """Case- and spacing-insensitive form used for the identical-text shortcut."""
     return " ".join(text.lower().split())
@@ -150,12 +201,15 @@ class VerifiedDecision:
     nearest). A candidate whose text equals the query (case and spacing aside)
     is served with probability 1 without the model. Candidates under
     ``min_similarity`` (a cheap floor; the request's own, when it sets one) are
-    never served.
+    never served. With ``fast_threshold``, a :class:`FastPathScorer` scores 1
+    (served) a pair its cheap member rates at or above it, without its
+    expensive member.
     """
 
     verifier: PairScorer
     threshold: float
     min_similarity: float = 0.5
+    fast_threshold: float | None = None
 
     @property
     def scorer(self) -> PairScorer | None:
@@ -185,6 +239,10 @@ class OperatingPoint(BaseModel):
 
     threshold: float = Field(ge=0.0, le=1.0)
     target_precision: float = Field(ge=0.0, le=1.0)
+    # A stack's MLP probability at or above which a nominee is served without the
+    # cross-encoder (None: every nominee is verified by both). Calibrated with the
+    # threshold so that the two together keep the target precision.
+    fast_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     # What calibration measured at this threshold, for the record.
     measured_precision: float | None = None
     measured_recall: float | None = None
@@ -215,7 +273,8 @@ class OperatingPoints(BaseModel):
         body["tenants"] = dict(sorted(body["tenants"].items()))
         header = (
             "# Semantic-cache operating points: a threshold on the verifier's probability\n"
-            "# per tenant. Written by `semnexus cache calibrate`; see BENCHMARKS.md.\n"
+            "# per tenant and, for the stack, the MLP probability served without the\n"
+            "# cross-encoder. Written by `semnexus cache calibrate`; see BENCHMARKS.md.\n"
         )
         path.write_text(header + yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
 
@@ -232,10 +291,14 @@ class TenantDecisions:
         """The tenant's decision; a request's own similarity floor narrows it further."""
         if min_similarity is not None:
             point = self.points.for_tenant(tenant_id)
-            return VerifiedDecision(self.scorer, point.threshold, max(min_similarity, 0.5))
+            return VerifiedDecision(
+                self.scorer, point.threshold, max(min_similarity, 0.5), point.fast_threshold
+            )
         decision = self._cache.get(tenant_id)
         if decision is None:
             point = self.points.for_tenant(tenant_id)
-            decision = VerifiedDecision(self.scorer, point.threshold)
+            decision = VerifiedDecision(
+                self.scorer, point.threshold, fast_threshold=point.fast_threshold
+            )
             self._cache[tenant_id] = decision
         return decision

@@ -263,6 +263,43 @@ def calibrate(
     return measure(scores, labels, float(ranked[cut]))
 
 
+def with_fast_path(scores: Scores, cheap: Scores, fast_threshold: float) -> Scores:
+    """The decision's scores when a pair its cheap member rates ``>= fast_threshold`` scores 1."""
+    return np.where(cheap >= fast_threshold, 1.0, scores)
+
+
+def calibrate_fast_path(
+    scores: Scores,
+    cheap: Scores,
+    labels: Labels,
+    target_precision: float,
+    *,
+    confidence_z: float = 0.0,
+    max_recall_cost: float = 0.01,
+    step: float = 0.01,
+) -> tuple[float | None, Operating]:
+    """A fast threshold for the cheap member and the threshold that goes with it.
+
+    The lowest fast threshold, from the cheap member's own calibrated point up
+    in ``step``, whose decision (the threshold recalibrated on
+    :func:`with_fast_path` scores, so the two together keep the target) loses at
+    most ``max_recall_cost`` of the recall the full scorer reaches alone. A lower
+    fast threshold skips the expensive member for more hits. ``None`` (and the
+    full scorer's point) when no fast threshold keeps both promises.
+    """
+    alone = calibrate(scores, labels, target_precision, confidence_z)
+    own = calibrate(cheap, labels, target_precision, confidence_z)
+    if own.hits == 0:
+        return None, alone
+    for fast in np.arange(own.threshold, 1.0, step):
+        if not (cheap >= fast).any():
+            break
+        got = calibrate(with_fast_path(scores, cheap, fast), labels, target_precision, confidence_z)
+        if got.threshold <= 1.0 and got.recall >= alone.recall - max_recall_cost:
+            return float(fast), got
+    return None, alone
+
+
 def recall_at_precision(scores: Scores, labels: Labels, target_precision: float) -> Operating:
     """The best recall any threshold reaches at the target precision (in-sample)."""
     return calibrate(scores, labels, target_precision, confidence_z=0.0, min_hits=20)

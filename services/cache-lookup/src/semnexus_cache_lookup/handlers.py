@@ -66,7 +66,7 @@ import structlog
 from semnexus_cache_lookup.batching import ModelQueue, empty_rows
 from semnexus_cache_lookup.coalescing import Flight, InFlight
 from semnexus_cache_lookup.config import CacheSettings, RequestRules
-from semnexus_cache_lookup.decision import Candidate, HitDecision, PairScorer
+from semnexus_cache_lookup.decision import Candidate, HitDecision, PairScorer, score_nominees
 from semnexus_cache_lookup.embedder import Embedder, EmbeddingQueue, Vectors
 from semnexus_cache_lookup.entry import CacheEntry, entry_from_fill
 from semnexus_cache_lookup.policy import Decisions, Plan, plan_for
@@ -190,8 +190,8 @@ def _collect(call: asyncio.Future[Vectors]) -> None:
         call.exception()
 
 
-# (query, its vector, the nominee's text, its stored vector)
-_Pair = tuple[str, Vector, str, Vector]
+# (query, its vector, the nominee's text, its stored vector, the decision's fast threshold)
+_Pair = tuple[str, Vector, str, Vector, float | None]
 
 
 @dataclass(slots=True)
@@ -211,15 +211,23 @@ class _Judgement:
     def pair(self) -> _Pair:
         if self.nominee is None or self.item.vector is None:
             raise ValueError("only a nominee with a query vector can be scored")
-        return (self.item.prompt, self.item.vector, self.nominee.text, self.nominee.vector)
+        return (
+            self.item.prompt,
+            self.item.vector,
+            self.nominee.text,
+            self.nominee.vector,
+            self.decision.fast_threshold,
+        )
 
 
 def _score_pairs(scorer: PairScorer, pairs: list[_Pair]) -> npt.NDArray[np.float64]:
-    return scorer.score_pairs(
+    return score_nominees(
+        scorer,
         [p[0] for p in pairs],
         np.stack([p[1] for p in pairs]),
         [p[2] for p in pairs],
         np.stack([p[3] for p in pairs]),
+        fast_thresholds=[p[4] for p in pairs],
     )
 
 

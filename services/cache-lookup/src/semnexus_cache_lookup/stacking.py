@@ -28,6 +28,7 @@ members in seconds.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,24 @@ class StackedScorer:
         self, a_texts: Sequence[str], a_vectors: Matrix, b_texts: Sequence[str], b_vectors: Matrix
     ) -> Scores:
         """One probability per pair; gated-out pairs score 0 without the cross-encoder."""
+        return self.score_pairs_fast(
+            a_texts, a_vectors, b_texts, b_vectors, [math.inf] * len(a_texts)
+        )
+
+    def score_pairs_fast(
+        self,
+        a_texts: Sequence[str],
+        a_vectors: Matrix,
+        b_texts: Sequence[str],
+        b_vectors: Matrix,
+        fast_at: Sequence[float],
+    ) -> Scores:
+        """As :meth:`score_pairs`; a pair the MLP rates ``>= fast_at[i]`` scores 1 at once.
+
+        The operating point's fast threshold is calibrated so that such pairs keep
+        the tenant's precision; half the hits at the default point skip the
+        cross-encoder, its largest cost (BENCHMARKS.md).
+        """
         if not a_texts:
             return np.zeros(0, dtype=np.float64)
         mlp = self.mlp.score_pairs(a_texts, a_vectors, b_texts, b_vectors)
@@ -128,7 +147,9 @@ class StackedScorer:
             "ij,ij->i", np.asarray(a_vectors, np.float64), np.asarray(b_vectors, np.float64)
         )
         out = np.zeros(len(a_texts), dtype=np.float64)
-        passed = [int(i) for i in np.flatnonzero(mlp >= self.weights.gate)]
+        sure = mlp >= np.asarray(fast_at, dtype=np.float64)
+        out[sure] = 1.0
+        passed = [int(i) for i in np.flatnonzero((mlp >= self.weights.gate) & ~sure)]
         if passed:
             cross = self.cross.logits([a_texts[i] for i in passed], [b_texts[i] for i in passed])
             out[passed] = self.weights.combine(cross, cosine[passed], mlp[passed])
