@@ -130,7 +130,7 @@ def kafka_environment(kafka: KafkaSettings) -> dict[str, str]:
         "SEMNEXUS_KAFKA__SECURITY_PROTOCOL": kafka.security_protocol,
     }
     if kafka.sasl_password is not None:
-        env["SEMNEXUS_KAFKA__SASL_MECHANISM"] = kafka.sasl_mechanism or "PLAIN"
+        env["SEMNEXUS_KAFKA__SASL_MECHANISM"] = kafka.sasl_mechanism_in_use
         env["SEMNEXUS_KAFKA__SASL_USERNAME"] = kafka.sasl_username or ""
         env["SEMNEXUS_KAFKA__SASL_PASSWORD"] = kafka.sasl_password.get_secret_value()
     return env

@@ -88,6 +88,11 @@ class KafkaSettings(_Section):
         return self
 
     @property
+    def sasl_mechanism_in_use(self) -> str:
+        """The SASL mechanism clients log in with (PLAIN when none is named)."""
+        return self.sasl_mechanism or "PLAIN"
+
+    @property
     def uses_tls(self) -> bool:
         """Whether connections to the brokers are encrypted."""
         return self.security_protocol in ("SSL", "SASL_SSL")
@@ -108,7 +113,7 @@ class KafkaSettings(_Section):
         if self.uses_tls:
             args["ssl_context"] = self.ssl_context()
         if self.sasl_password is not None:
-            args["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            args["sasl_mechanism"] = self.sasl_mechanism_in_use
             args["sasl_plain_username"] = self.sasl_username
             args["sasl_plain_password"] = self.sasl_password.get_secret_value()
         return args

@@ -97,7 +97,7 @@ def broker_credentials(kafka: KafkaSettings) -> CredentialsT | None:
             username=kafka.sasl_username,
             password=kafka.sasl_password.get_secret_value(),
             ssl_context=context,
-            mechanism=kafka.sasl_mechanism or "PLAIN",
+            mechanism=kafka.sasl_mechanism_in_use,
         )
     if context is not None:
         return faust.SSLCredentials(context)
